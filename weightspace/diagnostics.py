@@ -1,0 +1,58 @@
+"""Measurements of an adapter's contract: lossless graphs, permutation symmetry, batched evaluation.
+
+``weightspace inspect`` reports these numbers and :mod:`weightspace.testing` asserts on them, so a
+user and a test see the same quantities.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.graph import Params, WeightGraph, permute_params, random_permutations
+
+
+def _as_real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+def max_abs_difference(a: Params, b: Params) -> float:
+    """Largest absolute difference between two parameter dicts of the same keys and shapes."""
+    return max(float((_as_real(a[k]) - _as_real(b[k])).abs().max()) if a[k].numel() else 0.0 for k in a)
+
+
+def roundtrip_error(adapter: ArchitectureAdapter, params: Params) -> float:
+    """max |params - from_graph(to_graph(params))|; 0.0 for a lossless adapter."""
+    return max_abs_difference(params, adapter.from_graph(adapter.to_graph(params)))
+
+
+def roundtrip_is_bitwise(adapter: ArchitectureAdapter, params: Params) -> bool:
+    back = adapter.from_graph(adapter.to_graph(params))
+    return all(torch.equal(params[k], back[k]) for k in params)
+
+
+def permutation_error(
+    adapter: ArchitectureAdapter, params: Params, x: torch.Tensor, generator: torch.Generator
+) -> float:
+    """Largest output change when every permutable set of hidden units is randomly reordered.
+
+    ``x`` is a shared input ``[N, *state]``; the permutations differ between the B networks.
+    """
+    batch = next(iter(params.values())).shape[0]
+    perms = random_permutations(adapter.spec, batch, generator)
+    permuted = permute_params(adapter.spec, params, {k: v.to(x.device) for k, v in perms.items()})
+    with torch.no_grad():
+        return float((adapter.functional(params, x) - adapter.functional(permuted, x)).abs().max())
+
+
+def functional_loop_error(adapter: ArchitectureAdapter, params: Params, x: torch.Tensor) -> float:
+    """max |batched functional evaluation - a loop over real modules loaded with each parameter set|."""
+    with torch.no_grad():
+        batched = adapter.functional(params, x)
+        graph_params = WeightGraph.from_params(adapter.spec, params).to_state_dicts()
+        looped = []
+        for state in graph_params:
+            module = adapter.build(0, x.device)
+            module.load_state_dict(state, strict=False)
+            looped.append(module(x))
+        return float((batched - torch.stack(looped)).abs().max())
