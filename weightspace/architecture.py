@@ -12,7 +12,6 @@ Subclasses set ``name``, ``Config`` (a frozen dataclass with defaults), ``predic
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -123,7 +122,9 @@ class ArchitectureAdapter(ABC):
         return graph.to_params()
 
     # -- evaluation -------------------------------------------------------------------------------
-    def functional(self, params: Mapping[str, torch.Tensor], x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    def functional(
+        self, params: Mapping[str, torch.Tensor], x: torch.Tensor, chunk_size: int | None = None
+    ) -> torch.Tensor:
         """Apply B networks at once: ``x`` is ``[B, N, *state]`` (one input batch per network) or
         ``[N, *state]`` (shared); returns ``[B, N, *out]``. For one-step operators the output is the
         next state, for vector fields it is dx/dt."""
@@ -153,12 +154,12 @@ class ArchitectureAdapter(ABC):
             states = [x0]
             for _ in range(n_steps):
                 states.append(self.functional(params, states[-1]))
+                if states[-1].shape != x0.shape:
+                    raise WeightError(
+                        f"{self.name} maps states of shape {tuple(x0.shape[2:])} to {tuple(states[-1].shape[2:])}; "
+                        "an autoregressive rollout needs outputs shaped like inputs"
+                    )
             return torch.stack(states, dim=2)
         times = torch.arange(n_steps + 1, dtype=x0.dtype, device=x0.device) * dt
         path = odeint(lambda _t, y: self.functional(params, y), x0, times, **self.solver_options(dt))
         return path.movedim(0, 2)
-
-
-def config_fields(adapter_cls: type[ArchitectureAdapter]) -> list[str]:
-    """Names of the config keys an architecture accepts (for help texts)."""
-    return [f.name for f in dataclasses.fields(adapter_cls.Config)]

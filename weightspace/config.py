@@ -43,8 +43,7 @@ def make_config(cls: type[C], overrides: Mapping[str, Any] | None = None, *, own
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown config key {', '.join(map(repr, unknown))}{where}; "
-            f"valid keys: {', '.join(sorted(fields))}"
+            f"unknown config key {', '.join(map(repr, unknown))}{where}; valid keys: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(cls)
     values = {}
@@ -69,9 +68,9 @@ def _coerce(value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:

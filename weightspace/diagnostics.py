@@ -56,3 +56,43 @@ def functional_loop_error(adapter: ArchitectureAdapter, params: Params, x: torch
             module.load_state_dict(state, strict=False)
             looped.append(module(x))
         return float((batched - torch.stack(looped)).abs().max())
+
+
+def architecture_report(
+    adapter: ArchitectureAdapter,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    state_dict: Params | None = None,
+) -> dict:
+    """What ``weightspace inspect`` prints: sizes, node groups, round-trip and permutation errors.
+
+    The network is ``state_dict`` when given (checked against the spec), else initialised from ``seed``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    if state_dict is None:
+        params = adapter.init_params(1, seed, device)
+    else:
+        params = WeightGraph.from_state_dict(adapter.spec, state_dict).to(device).to_params()
+    x = adapter.example_input(4, generator).to(device)
+    spec = adapter.spec
+    with torch.no_grad():
+        output = adapter.functional(params, x)
+    return {
+        "architecture": adapter.name,
+        "config": spec.config,
+        "prediction": adapter.prediction.value,
+        "n_parameters": spec.n_params,
+        "n_nodes": spec.n_nodes,
+        "node_groups": [
+            {"name": g.name, "n_nodes": g.n_nodes, "feat_dim": g.feat_dim, "permutation": g.permutation}
+            for g in spec.groups
+        ],
+        "permutations": [{"name": p.name, "size": p.size} for p in spec.permutations],
+        "roundtrip_max_abs_error": roundtrip_error(adapter, params),
+        "roundtrip_bitwise": roundtrip_is_bitwise(adapter, params),
+        "permutation_max_abs_error": permutation_error(adapter, params, x, generator),
+        "output_max_abs": float(output.abs().max()),
+        "seed": seed,
+        "device": str(device),
+    }

@@ -81,7 +81,9 @@ class Registry:
     def _sources(self) -> dict[int, str]:
         dists = {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in self._pm.list_plugin_distinfo()}
         return {
-            id(plugin): f"{self._pm.get_name(plugin)} ({dists[id(plugin)]})" if id(plugin) in dists else str(self._pm.get_name(plugin))
+            id(plugin): f"{self._pm.get_name(plugin)} ({dists[id(plugin)]})"
+            if id(plugin) in dists
+            else str(self._pm.get_name(plugin))
             for plugin in self._pm.get_plugins()
         }
 

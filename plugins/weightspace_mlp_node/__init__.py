@@ -1,7 +1,6 @@
 """weightspace plugin: an MLP neural ODE vector field (``mlp-node``)."""
 
 from weightspace.hookspecs import hookimpl
-
 from weightspace_mlp_node.adapter import MLPNodeAdapter
 
 

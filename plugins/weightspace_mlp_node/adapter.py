@@ -85,6 +85,10 @@ class MLPNodeAdapter(ArchitectureAdapter):
         b = LayoutBuilder()
         n = self.config.n_hidden_layers + 1
         for i in range(n):
-            b.dense(f"layer{i}", f"layers.{i}", permutation=f"hidden{i}" if i < n - 1 else None,
-                    inputs=f"hidden{i - 1}" if i > 0 else None)
+            b.dense(
+                f"layer{i}",
+                f"layers.{i}",
+                permutation=f"hidden{i}" if i < n - 1 else None,
+                inputs=f"hidden{i - 1}" if i > 0 else None,
+            )
         return b.build()

@@ -27,7 +27,6 @@ from torch import nn
 from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.config import positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
-
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
 
@@ -46,8 +45,15 @@ class FNOConfig:
     """Resolution of example inputs; the FNO itself accepts any resolution."""
 
     def __post_init__(self) -> None:
-        for key in ("in_channels", "out_channels", "hidden_channels", "n_layers", "lifting_channel_ratio",
-                    "projection_channel_ratio", "channel_mlp_expansion"):
+        for key in (
+            "in_channels",
+            "out_channels",
+            "hidden_channels",
+            "n_layers",
+            "lifting_channel_ratio",
+            "projection_channel_ratio",
+            "channel_mlp_expansion",
+        ):
             positive(key, getattr(self, key))
         for key in ("n_modes", "grid_size"):
             for v in getattr(self, key):

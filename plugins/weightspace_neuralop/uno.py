@@ -28,7 +28,6 @@ from torch import nn
 from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.config import positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
-
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
 
@@ -48,8 +47,14 @@ class UNOConfig:
     """Resolution of example inputs; it must survive the layers' down-scalings."""
 
     def __post_init__(self) -> None:
-        for key in ("in_channels", "out_channels", "hidden_channels", "lifting_channels",
-                    "projection_channels", "channel_mlp_expansion"):
+        for key in (
+            "in_channels",
+            "out_channels",
+            "hidden_channels",
+            "lifting_channels",
+            "projection_channels",
+            "channel_mlp_expansion",
+        ):
             positive(key, getattr(self, key))
         n = len(self.layer_channels)
         if n == 0 or len(self.layer_modes) != n or len(self.layer_scalings) != n:
@@ -143,8 +148,13 @@ class UNOAdapter(ArchitectureAdapter):
             b.group(f"block{i}.mlp.1", (*dense_members(f"{mlp}.1"), Member(mlp_skip, 0)), permutation=f"block{i}.out")
             b.moves(f"block{i}.mlp", f"{mlp}.1.weight", 1)
             if i in c.skips.values():
-                b.dense(f"hskip{i}", f"horizontal_skips.{i}.conv", permutation=f"hskip{i}",
-                        inputs=f"block{i}.out", bias=False)
+                b.dense(
+                    f"hskip{i}",
+                    f"horizontal_skips.{i}.conv",
+                    permutation=f"hskip{i}",
+                    inputs=f"block{i}.out",
+                    bias=False,
+                )
             inputs = [(f"block{i}.out", width)]
         b.dense("projection.0", "projection.fcs.0", permutation="projection.hidden", inputs=inputs[0][0])
         b.dense("projection.1", "projection.fcs.1", permutation=None, inputs="projection.hidden")

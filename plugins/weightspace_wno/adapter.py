@@ -17,7 +17,6 @@ from torch import nn
 from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.config import positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
-
 from weightspace_wno.model import BANDS, WNO2d, coarsest_band_shape
 
 
@@ -66,8 +65,18 @@ class WNOAdapter(ArchitectureAdapter):
     def _build(self) -> nn.Module:
         c = self.config
         band = coarsest_band_shape(c.grid_size, c.wavelet, c.level, c.mode)
-        return WNO2d(c.in_channels, c.out_channels, c.width, c.n_layers, band, c.wavelet, c.level, c.mode,
-                     c.projection_channels, c.positional_embedding)
+        return WNO2d(
+            c.in_channels,
+            c.out_channels,
+            c.width,
+            c.n_layers,
+            band,
+            c.wavelet,
+            c.level,
+            c.mode,
+            c.projection_channels,
+            c.positional_embedding,
+        )
 
     def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)
@@ -78,8 +87,11 @@ class WNOAdapter(ArchitectureAdapter):
         previous = "lifting.out"
         for i in range(self.config.n_layers):
             weights = [f"wavelet_convs.{i}.weight_{band}" for band in BANDS]  # (in, out, m1, m2)
-            b.group(f"layer{i}", (*(Member(w, 1) for w in weights), *dense_members(f"skips.{i}")),
-                    permutation=f"layer{i}.out")
+            b.group(
+                f"layer{i}",
+                (*(Member(w, 1) for w in weights), *dense_members(f"skips.{i}")),
+                permutation=f"layer{i}.out",
+            )
             for w in weights:
                 b.moves(previous, w, 0)
             b.moves(previous, f"skips.{i}.weight", 1)

@@ -26,22 +26,23 @@ def coarsest_band_shape(grid_size: tuple[int, int], wavelet: str, level: int, mo
 
 
 class WaveletConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, band_shape: tuple[int, int], wavelet: str, level: int,
-                 mode: str) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, band_shape: tuple[int, int], wavelet: str, level: int, mode: str
+    ) -> None:
         super().__init__()
         self.wavelet, self.level, self.mode = pywt.Wavelet(wavelet), level, mode
         scale = 1.0 / (in_channels * out_channels)
         for band in BANDS:
-            self.register_parameter(f"weight_{band}", nn.Parameter(scale * torch.rand(in_channels, out_channels, *band_shape)))
+            self.register_parameter(
+                f"weight_{band}", nn.Parameter(scale * torch.rand(in_channels, out_channels, *band_shape))
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         coeffs = ptwt.wavedec2(x, self.wavelet, mode=self.mode, level=self.level)
         mix = lambda band, w: torch.einsum("bixy,ioxy->boxy", band, w)  # noqa: E731
         approx = mix(coeffs[0], self.weight_approx)
-        coarse = WaveletDetailTuple2d(
-            *(mix(d, getattr(self, f"weight_{b}")) for d, b in zip(coeffs[1], BANDS[1:]))
-        )
+        coarse = WaveletDetailTuple2d(*(mix(d, getattr(self, f"weight_{b}")) for d, b in zip(coeffs[1], BANDS[1:])))
         # finer detail bands are dropped (zeroed), as in the reference WNO
         finer = [
             WaveletDetailTuple2d(*(approx.new_zeros(*approx.shape[:-2], *d.shape[-2:]) for d in level))
@@ -52,8 +53,19 @@ class WaveletConv2d(nn.Module):
 
 
 class WNO2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, width: int, n_layers: int, band_shape: tuple[int, int],
-                 wavelet: str, level: int, mode: str, projection_channels: int, positional_embedding: bool) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        n_layers: int,
+        band_shape: tuple[int, int],
+        wavelet: str,
+        level: int,
+        mode: str,
+        projection_channels: int,
+        positional_embedding: bool,
+    ) -> None:
         super().__init__()
         self.positional_embedding = positional_embedding
         self.lifting = nn.Conv2d(in_channels + (2 if positional_embedding else 0), width, 1)

@@ -8,12 +8,12 @@ from weightspace.graph.spec import (
     Layout,
     LayoutBuilder,
     Member,
-    dense_members,
     NodeGroupSpec,
     ParamSpec,
     PermutationLayout,
     PermutationSpec,
     PermutedAxis,
+    dense_members,
 )
 from weightspace.graph.weight_graph import Params, WeightGraph, check_params
 

@@ -47,14 +47,18 @@ class GraphNormalizer:
         self._check(graph)
         return WeightGraph(
             graph.spec,
-            tuple((t - self._columns(i, self.mean, t)) / self._columns(i, self.std, t) for i, t in enumerate(graph.nodes)),
+            tuple(
+                (t - self._columns(i, self.mean, t)) / self._columns(i, self.std, t) for i, t in enumerate(graph.nodes)
+            ),
         )
 
     def denormalize(self, graph: WeightGraph) -> WeightGraph:
         self._check(graph)
         return WeightGraph(
             graph.spec,
-            tuple(t * self._columns(i, self.std, t) + self._columns(i, self.mean, t) for i, t in enumerate(graph.nodes)),
+            tuple(
+                t * self._columns(i, self.std, t) + self._columns(i, self.mean, t) for i, t in enumerate(graph.nodes)
+            ),
         )
 
     def _check(self, graph: WeightGraph) -> None:

@@ -18,9 +18,7 @@ from weightspace.graph.weight_graph import Params, WeightGraph, check_params
 
 def random_permutations(spec: GraphSpec, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """One random permutation per permutable set and per network: ``{name: [B, size]}``."""
-    return {
-        p.name: torch.rand(batch_size, p.size, generator=generator).argsort(dim=1) for p in spec.permutations
-    }
+    return {p.name: torch.rand(batch_size, p.size, generator=generator).argsort(dim=1) for p in spec.permutations}
 
 
 def permute_params(spec: GraphSpec, params: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor]) -> Params:
@@ -58,7 +56,7 @@ def _batched_index(name: str, perm: torch.Tensor, batch: int, size: int) -> torc
     perm = torch.as_tensor(perm)
     if perm.dtype not in (torch.int64, torch.int32):
         raise WeightError(f"permutation {name!r} must be an integer tensor, got {perm.dtype}")
-    if perm.dim() == 1:
+    if perm.dim() == 1 and perm.shape[0] == size:
         perm = perm.expand(batch, -1)
     if perm.shape != (batch, size):
         raise WeightError(f"permutation {name!r} has shape {tuple(perm.shape)}, expected [{size}] or [{batch}, {size}]")

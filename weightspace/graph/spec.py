@@ -199,9 +199,7 @@ class GraphSpec:
                 widths.append(p.numel // p.shape[m.axis] * (2 if p.is_complex else 1))
             if len(sizes) != 1:
                 raise fail(f"members of group {gl.name!r} disagree on the node count: {sorted(sizes)}")
-            groups.append(
-                NodeGroupSpec(gl.name, gl.members, sizes.pop(), sum(widths), tuple(widths), gl.permutation)
-            )
+            groups.append(NodeGroupSpec(gl.name, gl.members, sizes.pop(), sum(widths), tuple(widths), gl.permutation))
         orphans = [p.name for p in pspecs if p.name not in owner]
         if orphans:
             raise fail(f"parameters in no node group: {', '.join(orphans)}")
@@ -321,9 +319,7 @@ class LayoutBuilder:
         """Permutation ``permutation`` also reorders ``param`` along ``axis`` from ``start`` on."""
         self._axes.setdefault(permutation, []).append(PermutedAxis(param, axis, start))
 
-    def dense(
-        self, name: str, prefix: str, *, permutation: str | None, inputs: str | None, bias: bool = True
-    ) -> None:
+    def dense(self, name: str, prefix: str, *, permutation: str | None, inputs: str | None, bias: bool = True) -> None:
         """A layer with weight ``(out, in, ...)`` and bias, reading the units permuted by ``inputs``."""
         self.group(name, dense_members(prefix, bias=bias), permutation)
         if inputs is not None:

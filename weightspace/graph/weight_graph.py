@@ -90,13 +90,17 @@ class WeightGraph:
 
     # -- conversion ---------------------------------------------------------------------------
     @classmethod
-    def from_params(cls, spec: GraphSpec, params: Mapping[str, torch.Tensor], *, check_finite: bool = True) -> WeightGraph:
+    def from_params(
+        cls, spec: GraphSpec, params: Mapping[str, torch.Tensor], *, check_finite: bool = True
+    ) -> WeightGraph:
         """Graph of a batch of networks; every tensor is ``[B, *shape]``."""
         check_params(spec, params, batched=True, check_finite=check_finite)
         return cls._assemble(spec, params)
 
     @classmethod
-    def from_state_dict(cls, spec: GraphSpec, state_dict: Mapping[str, torch.Tensor], *, check_finite: bool = True) -> WeightGraph:
+    def from_state_dict(
+        cls, spec: GraphSpec, state_dict: Mapping[str, torch.Tensor], *, check_finite: bool = True
+    ) -> WeightGraph:
         """Graph (batch of one) of a single network's parameters."""
         check_params(spec, state_dict, batched=False, check_finite=check_finite)
         return cls._assemble(spec, {k: v.unsqueeze(0) for k, v in state_dict.items()})
@@ -136,7 +140,9 @@ class WeightGraph:
         return [{k: v[i] for k, v in params.items()} for i in range(self.batch_size)]
 
 
-def check_params(spec: GraphSpec, params: Mapping[str, torch.Tensor], *, batched: bool, check_finite: bool = True) -> None:
+def check_params(
+    spec: GraphSpec, params: Mapping[str, torch.Tensor], *, batched: bool, check_finite: bool = True
+) -> None:
     """Raise :class:`WeightError` naming the first parameter that does not fit ``spec``."""
     where = f"for {spec.architecture}"
     expected = {p.name for p in spec.params}

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+import torch
+
+from weightspace.cli import main
+from weightspace.registry import default_registry
+from weightspace.storage import save_tensors
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plugins_json_lists_names_by_kind(capsys):
+    code, out, _ = run(capsys, "plugins", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert list(data) == ["architectures", "systems", "encoders", "generators", "prompters"]
+    assert {"fno", "uno", "wno", "mlp-node"} <= set(data["architectures"])
+    assert all(isinstance(n, str) for names in data.values() for n in names)
+
+
+def test_plugins_table_shows_sources(capsys):
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0 and "neuralop (weightspace" in out and "mlp-node" in out
+
+
+@pytest.mark.parametrize("name", ["fno", "uno", "wno", "mlp-node"])
+def test_inspect_default_config(capsys, name):
+    code, out, _ = run(capsys, "inspect", name, "--json", "--device", "cpu", "--seed", "1")
+    report = json.loads(out)
+    assert code == 0
+    assert report["roundtrip_max_abs_error"] == 0.0
+    assert report["permutation_max_abs_error"] < 1e-4
+    assert report["n_parameters"] > 0 and report["node_groups"]
+    assert all({"name", "n_nodes", "feat_dim"} <= set(g) for g in report["node_groups"])
+
+
+def test_inspect_with_overrides_and_table_output(capsys):
+    code, out, _ = run(
+        capsys, "inspect", "fno", "--set", "hidden_channels=4", "--set", "n_modes=3,3", "--set", "n_layers=1"
+    )
+    assert code == 0 and "block0.spectral" in out and "roundtrip_max_abs_error" in out
+
+
+def test_inspect_saved_weights(capsys, tmp_path):
+    adapter = default_registry().architecture("mlp-node", {"hidden_width": 8})
+    state = adapter.state_dict(adapter.build(seed=2))
+    save_tensors(tmp_path / "ok.safetensors", state)
+    code, out, _ = run(
+        capsys,
+        "inspect",
+        "mlp-node",
+        "--set",
+        "hidden_width=8",
+        "--weights",
+        str(tmp_path / "ok.safetensors"),
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["roundtrip_bitwise"]
+    state["layers.0.weight"] = torch.zeros(9, 2)
+    save_tensors(tmp_path / "bad.safetensors", state)
+    code, _, err = run(
+        capsys, "inspect", "mlp-node", "--set", "hidden_width=8", "--weights", str(tmp_path / "bad.safetensors")
+    )
+    assert code == 2
+    assert err == "error: parameter 'layers.0.weight' has shape (9, 2), expected (8, 2) for mlp-node\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["inspect", "fno", "--set", "depth=3"], "unknown config key 'depth' for architecture 'fno'; valid keys:"),
+        (["inspect", "fno", "--set", "hidden_channels"], "expected key=value, got 'hidden_channels'"),
+        (["inspect", "nope"], "unknown architecture 'nope'; registered architectures: fno, mlp-node"),
+        (["inspect", "fno", "--device", "banana"], "not a device: 'banana'"),
+        (["inspect", "fno", "--weights", "/nonexistent.safetensors"], "no such file: /nonexistent.safetensors"),
+    ],
+)
+def test_bad_input_gives_one_line_error(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
