@@ -59,6 +59,7 @@ def load_tensors(
         raise StorageError(f"no such file: {path}")
     try:
         with safe_open(path, framework="pt", device=str(device)) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict), dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+            return tensors, dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise StorageError(f"{path} is not a readable safetensors file: {exc}") from None
