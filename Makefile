@@ -1,0 +1,36 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format bench clean
+
+# torch first, pinned: the CPU build of 2.13.0; an unpinned torch would pull a multi-GB CUDA build
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/weightspace plugins
+	$(BIN)/weightspace inspect fno --set hidden_channels=16 --set n_layers=2
+	$(BIN)/weightspace inspect mlp-node
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/functional_batching.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
