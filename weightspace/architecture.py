@@ -163,3 +163,16 @@ class ArchitectureAdapter(ABC):
         times = torch.arange(n_steps + 1, dtype=x0.dtype, device=x0.device) * dt
         path = odeint(lambda _t, y: self.functional(params, y), x0, times, **self.solver_options(dt))
         return path.movedim(0, 2)
+
+
+class GridOperatorAdapter(ArchitectureAdapter):
+    """Base of one-step operators on 2-D fields ``[C, H, W]``.
+
+    Its config needs ``in_channels`` and ``grid_size`` (the resolution of example inputs).
+    """
+
+    prediction = Prediction.ONE_STEP
+    input_ndim = 3
+
+    def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)

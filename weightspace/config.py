@@ -126,7 +126,18 @@ def _as_sequence(value: Any) -> list[Any]:
     raise ValueError("expected a list")
 
 
-def positive(name: str, value: float) -> None:
-    """Raise ``ValueError`` unless ``value`` > 0; configs call this from ``__post_init__``."""
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+def require_positive(config: Any, *keys: str) -> None:
+    """Raise ``ValueError`` unless every number in the named fields (tuples included) is > 0.
+
+    Configs call this from ``__post_init__``.
+    """
+    for key in keys:
+        value = getattr(config, key)
+        if any(v <= 0 for v in _numbers(value)):
+            raise ValueError(f"{key} must be positive, got {value}")
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, (tuple, list)):
+        return [v for item in value for v in _numbers(item)]
+    return [value]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from weightspace.architecture import ArchitectureAdapter, Prediction
-from weightspace.config import positive
+from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder
 
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "gelu": nn.GELU, "relu": nn.ReLU}
@@ -36,8 +36,7 @@ class MLPNodeConfig:
     """rtol and atol of the adaptive solver (dopri5)."""
 
     def __post_init__(self) -> None:
-        for key in ("state_dim", "hidden_width", "n_hidden_layers", "substeps", "tolerance"):
-            positive(key, getattr(self, key))
+        require_positive(self, "state_dim", "hidden_width", "n_hidden_layers", "substeps", "tolerance")
 
 
 class MLPVectorField(nn.Module):

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from neuralop.models import FNO
 from torch import nn
 
-from weightspace.architecture import ArchitectureAdapter, Prediction
-from weightspace.config import positive
+from weightspace.architecture import GridOperatorAdapter
+from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
@@ -45,28 +44,25 @@ class FNOConfig:
     """Resolution of example inputs; the FNO itself accepts any resolution."""
 
     def __post_init__(self) -> None:
-        for key in (
+        require_positive(
+            self,
             "in_channels",
             "out_channels",
             "hidden_channels",
+            "n_modes",
             "n_layers",
             "lifting_channel_ratio",
             "projection_channel_ratio",
             "channel_mlp_expansion",
-        ):
-            positive(key, getattr(self, key))
-        for key in ("n_modes", "grid_size"):
-            for v in getattr(self, key):
-                positive(key, v)
+            "grid_size",
+        )
         if round(self.hidden_channels * self.channel_mlp_expansion) < 1:
             raise ValueError("hidden_channels * channel_mlp_expansion must be at least 1")
 
 
-class FNOAdapter(ArchitectureAdapter):
+class FNOAdapter(GridOperatorAdapter):
     name = "fno"
     Config = FNOConfig
-    prediction = Prediction.ONE_STEP
-    input_ndim = 3
     test_space = {
         "in_channels": (1, 2),
         "out_channels": (1, 2),
@@ -93,9 +89,6 @@ class FNOAdapter(ArchitectureAdapter):
             positional_embedding="grid" if c.positional_embedding else None,
             conv_module=FunctionalSpectralConv,
         )
-
-    def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)
 
     def layout(self) -> Layout:
         b = LayoutBuilder()

@@ -20,13 +20,12 @@ import functools
 import io
 from dataclasses import dataclass
 
-import torch
 from neuralop.layers.fno_block import FNOBlocks
 from neuralop.models import UNO
 from torch import nn
 
-from weightspace.architecture import ArchitectureAdapter, Prediction
-from weightspace.config import positive
+from weightspace.architecture import GridOperatorAdapter
+from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
@@ -47,27 +46,25 @@ class UNOConfig:
     """Resolution of example inputs; it must survive the layers' down-scalings."""
 
     def __post_init__(self) -> None:
-        for key in (
+        require_positive(
+            self,
             "in_channels",
             "out_channels",
             "hidden_channels",
             "lifting_channels",
             "projection_channels",
             "channel_mlp_expansion",
-        ):
-            positive(key, getattr(self, key))
+            "layer_channels",
+            "layer_modes",
+            "layer_scalings",
+            "grid_size",
+        )
         n = len(self.layer_channels)
         if n == 0 or len(self.layer_modes) != n or len(self.layer_scalings) != n:
             raise ValueError(
                 f"layer_channels, layer_modes and layer_scalings must have the same non-zero length, "
                 f"got {n}, {len(self.layer_modes)}, {len(self.layer_scalings)}"
             )
-        for key in ("layer_channels", "grid_size"):
-            for v in getattr(self, key):
-                positive(key, v)
-        for modes, scale in zip(self.layer_modes, self.layer_scalings):
-            for v in (*modes, *scale):
-                positive("layer_modes/layer_scalings", v)
         if min(self.layer_channels) * self.channel_mlp_expansion < 1:
             raise ValueError("every layer's channels * channel_mlp_expansion must be at least 1")
 
@@ -78,11 +75,9 @@ class UNOConfig:
         return {n - i - 1: i for i in range(n // 2)}
 
 
-class UNOAdapter(ArchitectureAdapter):
+class UNOAdapter(GridOperatorAdapter):
     name = "uno"
     Config = UNOConfig
-    prediction = Prediction.ONE_STEP
-    input_ndim = 3
     test_space = {
         "in_channels": (1, 2),
         "hidden_channels": (2, 3),
@@ -116,9 +111,6 @@ class UNOAdapter(ArchitectureAdapter):
                 # UNO does not forward integral_operator to its blocks; the block factory does
                 operator_block=functools.partial(FNOBlocks, conv_module=FunctionalSpectralConv),
             )
-
-    def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)
 
     def layout(self) -> Layout:
         c = self.config

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
+import pywt
 from torch import nn
 
-from weightspace.architecture import ArchitectureAdapter, Prediction
-from weightspace.config import positive
+from weightspace.architecture import GridOperatorAdapter
+from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
 from weightspace_wno.model import BANDS, WNO2d, coarsest_band_shape
 
@@ -35,21 +35,16 @@ class WNOConfig:
     """The input resolution; wavelet weights are sized by its coarsest band."""
 
     def __post_init__(self) -> None:
-        for key in ("in_channels", "out_channels", "width", "n_layers", "level", "projection_channels"):
-            positive(key, getattr(self, key))
-        for v in self.grid_size:
-            positive("grid_size", v)
-        import pywt
-
+        require_positive(
+            self, "in_channels", "out_channels", "width", "n_layers", "level", "projection_channels", "grid_size"
+        )
         if self.wavelet not in pywt.wavelist(kind="discrete"):
             raise ValueError(f"unknown discrete wavelet {self.wavelet!r} (see pywt.wavelist(kind='discrete'))")
 
 
-class WNOAdapter(ArchitectureAdapter):
+class WNOAdapter(GridOperatorAdapter):
     name = "wno"
     Config = WNOConfig
-    prediction = Prediction.ONE_STEP
-    input_ndim = 3
     test_space = {
         "in_channels": (1, 2),
         "out_channels": (1, 2),
@@ -77,9 +72,6 @@ class WNOAdapter(ArchitectureAdapter):
             c.projection_channels,
             c.positional_embedding,
         )
-
-    def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)
 
     def layout(self) -> Layout:
         b = LayoutBuilder()
