@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from weightspace.config import config_to_dict, make_config, parse_assignments, positive
+from weightspace.config import config_to_dict, make_config, parse_assignments, require_positive
 from weightspace.errors import ConfigError
 
 
@@ -18,7 +18,7 @@ class Demo:
     limit: int | None = None
 
     def __post_init__(self):
-        positive("width", self.width)
+        require_positive(self, "width", "modes", "layers")
 
 
 def test_strings_are_coerced_to_field_types():
@@ -47,6 +47,7 @@ def test_config_round_trips_through_json_dict():
         ({"kind": "c"}, "expected one of 'a', 'b'"),
         ({"flag": "maybe"}, "expected true or false"),
         ({"width": -1}, "width must be positive"),
+        ({"layers": "[[1,2],[0,3]]"}, "layers must be positive, got ((1, 2), (0, 3))"),
         ({"layers": "[1,"}, "not a valid list"),
     ],
 )
