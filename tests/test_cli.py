@@ -84,3 +84,26 @@ def test_bad_input_gives_one_line_error(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "simulate", "lotka-volterra", "--out", str(tmp_path), "--seed", "4", "--set", "n_frames=11"
+    )
+    assert code == 0
+    assert (tmp_path / "lotka-volterra-quick.h5").is_file()
+    assert (tmp_path / "lotka-volterra-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test_out" in out and "simulated in" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["simulate", "navier", "--out", "x"], "unknown system 'navier'; registered systems: lotka-volterra"),
+        (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
+        (["simulate", "lotka-volterra", "--set", "n_b=0", "--out", "x"], "n_b must be positive"),
+    ],
+)
+def test_simulate_bad_input(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith(f"error: {message}")

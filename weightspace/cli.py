@@ -11,18 +11,24 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from weightspace import __version__
 from weightspace.config import parse_assignments
+from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
 from weightspace.errors import ConfigError, WeightspaceError
 from weightspace.hookspecs import KINDS
+from weightspace.plots import plot_dataset_preview
 from weightspace.registry import default_registry
+from weightspace.simulation import build_dataset
 from weightspace.storage import load_tensors
 
 console = Console()
@@ -95,6 +101,43 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     console.print(groups)
 
 
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    system = default_registry().system(args.system, args.profile, parse_assignments(args.set))
+    out = Path(args.out)
+    h5_path, png_path = out / f"{system.name}-{system.profile}.h5", out / f"{system.name}-{system.profile}.png"
+    n_envs = len(system.environments())
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"simulating {system.name} ({system.profile})", total=n_envs)
+        dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n))
+    sim_seconds = time.perf_counter() - start
+    write_dataset(h5_path, dataset)
+    plot_dataset_preview(dataset, png_path)
+    wall = time.perf_counter() - start
+
+    table = Table(title=f"{system.name} ({system.profile}, seed {args.seed})")
+    for column in ("split", "environments", "trajectories", "frames", "shape"):
+        table.add_column(column, justify="left" if column in ("split", "shape") else "right")
+    for name, split in dataset.splits.items():
+        table.add_row(
+            name,
+            str(len(split.env_index.unique())),
+            str(split.trajectories.shape[0]),
+            str(split.trajectories.shape[1]),
+            str(list(split.trajectories.shape)),
+        )
+    console.print(table)
+    console.print(f"simulated in {sim_seconds:.1f} s, {wall:.1f} s with writing; dt = {dataset.dt:g}")
+    console.print(f"wrote {h5_path} and {png_path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weightspace", description="Trained network weights as data.")
     parser.add_argument("--version", action="version", version=f"weightspace {__version__}")
@@ -117,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("simulate", help="simulate a system's train/test_in/test_out splits to HDF5, with a preview")
+    p.add_argument("system", help="registered system name (see `weightspace plugins`)")
+    p.add_argument("--profile", default="quick", help="settings profile: quick (CPU) or paper (default: quick)")
+    p.add_argument("--out", required=True, help="output folder; writes SYSTEM-PROFILE.h5 and SYSTEM-PROFILE.png")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the initial conditions (default: 0)")
+    p.set_defaults(func=_cmd_simulate)
     return parser
 
 

@@ -77,6 +77,10 @@ class Registry:
         """An :class:`ArchitectureAdapter` for ``name`` with its default config plus ``overrides``."""
         return self.get("architectures", name).from_overrides(overrides)
 
+    def system(self, name: str, profile: str = "quick", overrides: Mapping[str, Any] | None = None):
+        """A :class:`System` for ``name`` with a profile's settings plus ``overrides``."""
+        return self.get("systems", name)(profile, overrides)
+
     # -- collection -----------------------------------------------------------------------------
     def _sources(self) -> dict[int, str]:
         dists = {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in self._pm.list_plugin_distinfo()}

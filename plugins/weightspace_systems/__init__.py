@@ -1,0 +1,9 @@
+"""weightspace plugin: the dynamical systems of the reference paper."""
+
+from weightspace.hookspecs import hookimpl
+from weightspace_systems.lotka_volterra import LotkaVolterra
+
+
+@hookimpl
+def weightspace_systems() -> list[type]:
+    return [LotkaVolterra]

@@ -1,0 +1,114 @@
+"""Trajectory datasets on disk: one HDF5 file per system and profile (see docs/data-format.md).
+
+Layout: groups ``train``, ``test_in`` (seen environments, new initial conditions) and ``test_out``
+(unseen environments), each with ``trajectories`` ``[n, T, *state]``, ``env_params`` ``[n, P]`` and
+``env_index`` ``[n]``; file attributes name the system, profile, parameters, channels, the time
+between frames, the seed, the settings and solver, and the weightspace version. Files are written
+atomically; reading checks the layout and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from weightspace.errors import StorageError
+from weightspace.storage import atomic_path
+
+SPLITS = ("train", "test_in", "test_out")
+REQUIRED_ATTRS = ("system", "profile", "param_names", "channel_names", "dt", "seed", "settings", "solver", "version")
+
+
+@dataclass(frozen=True)
+class Split:
+    trajectories: torch.Tensor  # [n, T, *state]
+    env_params: torch.Tensor  # [n, P]
+    env_index: torch.Tensor  # [n], index into the system's environment grid
+
+    def __post_init__(self) -> None:
+        n = self.trajectories.shape[0]
+        if self.env_params.shape[0] != n or self.env_index.shape != (n,):
+            raise StorageError(
+                f"split sizes disagree: trajectories {tuple(self.trajectories.shape)}, "
+                f"env_params {tuple(self.env_params.shape)}, env_index {tuple(self.env_index.shape)}"
+            )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    splits: dict[str, Split]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, split: str) -> Split:
+        return self.splits[split]
+
+    @property
+    def dt(self) -> float:
+        return float(self.attrs["dt"])
+
+
+def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
+    """Write ``dataset`` to ``path`` atomically (a temporary file renamed into place)."""
+    missing = [a for a in REQUIRED_ATTRS if a not in dataset.attrs]
+    if missing or set(dataset.splits) != set(SPLITS):
+        raise StorageError(f"incomplete dataset: missing attributes {missing}, splits {sorted(dataset.splits)}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in dataset.attrs.items():
+            f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        for name in SPLITS:
+            split = dataset.splits[name]
+            group = f.create_group(name)
+            group.create_dataset(
+                "trajectories", data=split.trajectories.numpy(), compression="gzip", compression_opts=1
+            )
+            group.create_dataset("env_params", data=split.env_params.numpy())
+            group.create_dataset("env_index", data=split.env_index.numpy())
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Read a dataset written by :func:`write_dataset`, as torch tensors plus attributes."""
+    path = Path(path)
+    if not path.is_file():
+        raise StorageError(f"no such file: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
+            if missing:
+                raise StorageError(f"{path} is not a weightspace dataset: missing attributes {', '.join(missing)}")
+            attrs = {k: _attr(v) for k, v in f.attrs.items()}
+            for key in ("settings", "solver"):
+                attrs[key] = json.loads(attrs[key])
+            splits = {}
+            for name in SPLITS:
+                if name not in f or any(k not in f[name] for k in ("trajectories", "env_params", "env_index")):
+                    raise StorageError(f"{path} lacks split {name!r} or one of its datasets")
+                g = f[name]
+                splits[name] = Split(
+                    torch.from_numpy(g["trajectories"][()]),
+                    torch.from_numpy(g["env_params"][()]),
+                    torch.from_numpy(g["env_index"][()]),
+                )
+    except OSError as exc:
+        raise StorageError(f"{path} is not a readable HDF5 file: {exc}") from None
+    dataset = Dataset(splits, attrs)
+    state_shapes = {tuple(s.trajectories.shape[2:]) for s in splits.values()}
+    if len(state_shapes) != 1:
+        raise StorageError(f"{path}: splits disagree on the state shape: {sorted(state_shapes)}")
+    return dataset
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_attr(v) for v in value.tolist()]
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

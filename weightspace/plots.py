@@ -1,0 +1,61 @@
+"""PNG previews of datasets (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from weightspace.dataset import Dataset  # noqa: E402
+from weightspace.storage import atomic_path  # noqa: E402
+
+
+def _env_label(dataset: Dataset, params) -> str:
+    return ", ".join(f"{n}={v:.3g}" for n, v in zip(dataset.attrs["param_names"], params.tolist()))
+
+
+def plot_dataset_preview(dataset: Dataset, path: str | os.PathLike, n_envs: int = 4, n_times: int = 5) -> None:
+    """Phase portraits (ODE states) or frames of channel 0 (fields) of a few seen and unseen environments."""
+    picks = []
+    for split in ("train", "test_out"):
+        s = dataset[split]
+        firsts = {}
+        for row, env in enumerate(s.env_index.tolist()):
+            firsts.setdefault(env, row)
+        picks += [(split, row) for row in list(firsts.values())[: n_envs // 2]]
+    traj0 = dataset["train"].trajectories
+    if traj0.dim() == 3:  # [n, T, D]: phase portraits of all trajectories of each picked environment
+        fig, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks), 3.2), squeeze=False)
+        names = dataset.attrs["channel_names"]
+        for ax, (split, row) in zip(axes[0], picks):
+            s = dataset[split]
+            same = (s.env_index == s.env_index[row]).nonzero().flatten()
+            for r in same.tolist():
+                ax.plot(s.trajectories[r, :, 0], s.trajectories[r, :, 1], lw=1)
+                ax.plot(s.trajectories[r, 0, 0], s.trajectories[r, 0, 1], "k.", ms=4)
+            ax.set_title(f"{split}: {_env_label(dataset, s.env_params[row])}", fontsize=8)
+            ax.set_xlabel(names[0])
+            ax.set_ylabel(names[1])
+    else:  # [n, T, C, H, W]: a few frames of channel 0
+        T = traj0.shape[1]
+        times = sorted({round(i * (T - 1) / (n_times - 1)) for i in range(n_times)})
+        fig, axes = plt.subplots(len(picks), len(times), figsize=(2.0 * len(times), 2.1 * len(picks)), squeeze=False)
+        for i, (split, row) in enumerate(picks):
+            s = dataset[split]
+            for j, t in enumerate(times):
+                ax = axes[i, j]
+                ax.imshow(s.trajectories[row, t, 0], cmap="RdBu_r")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(f"t = {t * dataset.dt:.3g}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(f"{split}\n{_env_label(dataset, s.env_params[row])}", fontsize=7)
+    fig.suptitle(f"{dataset.attrs['system']} ({dataset.attrs['profile']})")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

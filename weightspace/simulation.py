@@ -1,0 +1,82 @@
+"""Build a system's dataset: split environments, simulate every split, record how it was made.
+
+Seen environments get ``n_train + n_test`` trajectories each (the first ``n_train`` are ``train``,
+the rest ``test_in``); unseen environments get ``n_test`` (``test_out``). Environments are simulated
+in chunks of about ``CHUNK_TRAJECTORIES`` trajectories (larger batches cost more per trajectory on a
+CPU), and every environment's initial conditions come from its own seeded generator, so the data do
+not depend on the chunking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from weightspace import __version__
+from weightspace.config import config_to_dict
+from weightspace.dataset import Dataset, Split
+from weightspace.errors import WeightspaceError
+from weightspace.system import System
+
+CHUNK_TRAJECTORIES = 32
+
+
+class SimulationError(WeightspaceError, RuntimeError):
+    """A simulation produced non-finite values (a solver or settings problem)."""
+
+
+def simulate_split(
+    system: System,
+    env_index: torch.Tensor,
+    n_traj: int,
+    seed: int,
+    stream: str,
+    advance: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Trajectories ``[E, n_traj, T, *state]`` of ``env_index``, chunked, checked for blow-up."""
+    per_chunk = max(1, CHUNK_TRAJECTORIES // n_traj)
+    parts = []
+    for chunk in env_index.split(per_chunk):
+        traj = system.simulate(chunk, n_traj, seed, stream)
+        bad = ~torch.isfinite(traj.flatten(1)).all(dim=1)
+        if bad.any():
+            env = system.environments()[chunk[bad.nonzero()[0, 0]]]
+            values = ", ".join(f"{n}={v:.4g}" for n, v in zip(system.param_names, env.tolist()))
+            raise SimulationError(f"{system.name} produced NaN or inf in environment {values}")
+        parts.append(traj)
+        if advance is not None:
+            advance(len(chunk))
+    return torch.cat(parts)
+
+
+def build_dataset(system: System, seed: int, advance: Callable[[int], None] | None = None) -> Dataset:
+    """The three splits of ``system`` at its profile; ``advance(n)`` reports n environments done."""
+    s = system.settings
+    seen, unseen = system.split(seed)
+    envs = system.environments()
+    seen_traj = simulate_split(system, seen, s.n_train + s.n_test, seed, "seen", advance)
+    unseen_traj = simulate_split(system, unseen, s.n_test, seed, "unseen", advance)
+
+    def flat(traj: torch.Tensor, index: torch.Tensor) -> Split:
+        n = traj.shape[1]
+        rows = index.repeat_interleave(n)
+        return Split(traj.flatten(0, 1).contiguous(), envs[rows].float(), rows)
+
+    splits = {
+        "train": flat(seen_traj[:, : s.n_train], seen),
+        "test_in": flat(seen_traj[:, s.n_train :], seen),
+        "test_out": flat(unseen_traj, unseen),
+    }
+    attrs = {
+        "system": system.name,
+        "profile": system.profile,
+        "param_names": list(system.param_names),
+        "channel_names": list(system.channel_names),
+        "dt": float(s.dt),
+        "seed": int(seed),
+        "settings": config_to_dict(s),
+        "solver": system.solver_attributes(),
+        "version": f"weightspace {__version__}, torch {torch.__version__}",
+    }
+    return Dataset(splits, attrs)

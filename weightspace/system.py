@@ -1,0 +1,146 @@
+"""The System interface: a dynamical system simulated over a grid of environments.
+
+A system names its environment parameters and state channels, holds its simulation settings as a
+frozen dataclass chosen by profile (``quick`` for a CPU, ``paper`` for the paper's scale: profiles
+are data, not code branches), splits its environments into seen and unseen ones, and simulates
+trajectories ``[E, N, T, *state]`` where frame 0 is the initial condition. The per-frame physical
+statistics it reports are what the prompter will condition on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from weightspace.config import make_config, require_positive
+from weightspace.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    """Settings every system has; systems extend this with their solver's own fields."""
+
+    n_frames: int = 101
+    """Saved frames per trajectory, the initial condition included."""
+    dt: float = 0.1
+    """Time between saved frames."""
+    n_seen: int = 24
+    """Environments whose trajectories are used for training (the rest are unseen)."""
+    n_train: int = 6
+    """Training trajectories per seen environment."""
+    n_test: int = 2
+    """Test trajectories per environment (new initial conditions), seen and unseen alike."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "n_frames", "dt", "n_seen", "n_train", "n_test")
+
+
+class System(ABC):
+    """A dynamical system with a profile's settings. Subclasses set the class attributes below."""
+
+    name: ClassVar[str]
+    param_names: ClassVar[tuple[str, ...]]
+    channel_names: ClassVar[tuple[str, ...]]
+    Settings: ClassVar[type[SystemSettings]]
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]]
+    """Profile name -> settings overrides, e.g. ``{"quick": {...}, "paper": {...}}``."""
+    is_ode: ClassVar[bool] = False
+    """True when a state is a vector ``[D]``; otherwise it is a field ``[C, H, W]``."""
+
+    def __init__(self, profile: str = "quick", overrides: Mapping[str, Any] | None = None) -> None:
+        if profile not in self.profiles:
+            raise ConfigError(
+                f"unknown profile {profile!r} for system {self.name!r}; profiles: {', '.join(self.profiles)}"
+            )
+        self.profile = profile
+        self.settings = make_config(
+            self.Settings, {**self.profiles[profile], **(overrides or {})}, owner=f"system {self.name!r}"
+        )
+        n_envs = len(self.environments())
+        if not 0 < self.settings.n_seen < n_envs:
+            raise ConfigError(f"n_seen must be between 1 and {n_envs - 1} for {self.name} ({n_envs} environments)")
+
+    # -- what a subclass provides ---------------------------------------------------------------
+    @abstractmethod
+    def environments(self) -> torch.Tensor:
+        """The full environment grid ``[E, P]`` (float64), in a fixed order."""
+
+    @abstractmethod
+    def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` random initial states ``[n, *state]`` for one environment ``[P]``."""
+
+    @abstractmethod
+    def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """Trajectories ``[E, N, T, *state]`` from ``x0`` ``[E, N, *state]`` under ``envs`` ``[E, P]``,
+        all in one batched solve; frame 0 is ``x0`` (after any spin-up the system documents)."""
+
+    def solver_attributes(self) -> dict[str, Any]:
+        """Solver settings worth recording beside the data (the settings are recorded anyway)."""
+        return {}
+
+    # -- provided --------------------------------------------------------------------------------
+    def split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of seen and unseen environments, a seeded random choice (sorted)."""
+        n = len(self.environments())
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return order[: self.settings.n_seen].sort().values, order[self.settings.n_seen :].sort().values
+
+    def simulate(self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "") -> torch.Tensor:
+        """Trajectories of the environments at ``env_index``, ``[E, n_traj, T, *state]``.
+
+        Each environment draws its initial conditions from its own generator, seeded by
+        ``(seed, stream, environment index)``, so the data do not depend on how environments are
+        batched together; the solve itself is batched over environments and trajectories.
+        """
+        envs = self.environments()[env_index]
+        x0 = torch.stack(
+            [
+                self.initial_conditions(env, n_traj, torch.Generator().manual_seed(derived_seed(seed, stream, i)))
+                for i, env in zip(env_index.tolist(), envs)
+            ]
+        )
+        return self.solve(envs, x0)
+
+    def statistics(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame physical statistics ``[..., S]`` of states ``[..., *state]`` (see :func:`frame_statistics`)."""
+        return frame_statistics(frames, ode=self.is_ode)
+
+
+def derived_seed(seed: int, *parts: Any) -> int:
+    """A 63-bit seed from ``seed`` and labels, stable across runs and platforms."""
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def frame_statistics(frames: torch.Tensor, ode: bool) -> torch.Tensor:
+    """Statistics of each frame, summed over channels.
+
+    Fields ``[..., C, H, W]`` (periodic grid, unit spacing): spatial mean, variance, energy
+    (mean of u^2 / 2) and enstrophy (mean of |grad u|^2 / 2, central differences).
+    ODE states ``[..., D]``: the components, their squares and pairwise products (first and
+    second moments of the state).
+    """
+    if ode:
+        d = frames.shape[-1]
+        i, j = torch.triu_indices(d, d)
+        return torch.cat([frames, frames[..., i] * frames[..., j]], dim=-1)
+    dims = (-2, -1)
+    mean = frames.mean(dim=dims)
+    var = frames.var(dim=dims, correction=0)
+    energy = 0.5 * (frames**2).mean(dim=dims)
+    gx = 0.5 * (frames.roll(-1, -1) - frames.roll(1, -1))
+    gy = 0.5 * (frames.roll(-1, -2) - frames.roll(1, -2))
+    enstrophy = 0.5 * (gx**2 + gy**2).mean(dim=dims)
+    return torch.stack([s.sum(dim=-1) for s in (mean, var, energy, enstrophy)], dim=-1)
+
+
+def linspace_grid(*axes: tuple[float, float, int]) -> torch.Tensor:
+    """The Cartesian grid ``[prod(n), len(axes)]`` of ``(low, high, n)`` axes, first axis slowest."""
+    values = [torch.linspace(lo, hi, n, dtype=torch.float64) for lo, hi, n in axes]
+    mesh = torch.meshgrid(*values, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=-1)
