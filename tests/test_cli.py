@@ -101,7 +101,10 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
     [
         (["simulate", "navier", "--out", "x"], "unknown system 'navier'; registered systems: lotka-volterra"),
         (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
-        (["simulate", "lotka-volterra", "--set", "n_b=0", "--out", "x"], "n_b must be positive"),
+        (
+            ["simulate", "lotka-volterra", "--set", "n_b=0", "--out", "x"],
+            "invalid config for system 'lotka-volterra': n_b must be positive",
+        ),
     ],
 )
 def test_simulate_bad_input(capsys, argv, message):
