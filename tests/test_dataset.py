@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from weightspace.dataset import Dataset, Split, load_dataset, write_dataset
-from weightspace.errors import StorageError
+from weightspace.errors import SimulationError, StorageError
 from weightspace.registry import default_registry
-from weightspace.simulation import SimulationError, build_dataset, simulate_split
+from weightspace.simulation import build_dataset, simulate_split
 
 
 @pytest.fixture(scope="module")

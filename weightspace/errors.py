@@ -26,3 +26,7 @@ class WeightError(WeightspaceError, ValueError):
 
 class StorageError(WeightspaceError, OSError):
     """A file is missing, corrupt, or of the wrong kind."""
+
+
+class SimulationError(WeightspaceError, RuntimeError):
+    """A simulation became unstable (non-finite values, a time step that collapses)."""

@@ -16,14 +16,10 @@ import torch
 from weightspace import __version__
 from weightspace.config import config_to_dict
 from weightspace.dataset import Dataset, Split
-from weightspace.errors import WeightspaceError
+from weightspace.errors import SimulationError
 from weightspace.system import System
 
 CHUNK_TRAJECTORIES = 32
-
-
-class SimulationError(WeightspaceError, RuntimeError):
-    """A simulation produced non-finite values (a solver or settings problem)."""
 
 
 def simulate_split(

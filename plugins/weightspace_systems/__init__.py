@@ -1,9 +1,10 @@
 """weightspace plugin: the dynamical systems of the reference paper."""
 
 from weightspace.hookspecs import hookimpl
+from weightspace_systems.kolmogorov import Kolmogorov
 from weightspace_systems.lotka_volterra import LotkaVolterra
 
 
 @hookimpl
 def weightspace_systems() -> list[type]:
-    return [LotkaVolterra]
+    return [LotkaVolterra, Kolmogorov]
