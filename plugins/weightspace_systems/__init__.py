@@ -3,8 +3,9 @@
 from weightspace.hookspecs import hookimpl
 from weightspace_systems.kolmogorov import Kolmogorov
 from weightspace_systems.lotka_volterra import LotkaVolterra
+from weightspace_systems.navier_stokes import NavierStokes
 
 
 @hookimpl
 def weightspace_systems() -> list[type]:
-    return [LotkaVolterra, Kolmogorov]
+    return [LotkaVolterra, Kolmogorov, NavierStokes]

@@ -4,10 +4,10 @@
 
 on a periodic square of side ``length``. The stiff linear part (viscosity and drag, never positive)
 is integrated exactly with an integrating factor; the advection and forcing with classical RK4
-(IFRK4). Products are dealiased with the 2/3 rule. The step is adaptive from the CFL number: each
-interval between saved frames is split into equal substeps, as many as the fastest flow in the batch
-needs, so all environments and trajectories advance together in one tensor. A non-finite state
-stops the solve with an error instead of saving NaN.
+(IFRK4). Products are dealiased with the 2/3 rule. The step is adaptive from the CFL number of the
+fastest flow in the batch, re-measured before every step, so all environments and trajectories
+advance together in one tensor and land exactly on the saved frames. A non-finite state stops the
+solve with an error instead of saving NaN.
 """
 
 from __future__ import annotations
@@ -57,24 +57,31 @@ class VorticitySolver:
         return -self.dealias * torch.fft.rfft2(u * wx + v * wy) + self.forcing_hat
 
     def advance(self, w_hat: torch.Tensor, interval: float) -> torch.Tensor:
-        """Integrate over ``interval`` with CFL-limited equal substeps (IFRK4)."""
-        u, v = self.velocity(w_hat)
-        speed = float((u.abs() + v.abs()).max())
-        n_sub = max(1, math.ceil(interval * speed / (self.cfl * self.dx)))
-        if n_sub > self.max_substeps:
-            raise SimulationError(
-                f"vorticity solve needs {n_sub} substeps per frame (flow speed {speed:.3g}): unstable"
-            )
-        dt = interval / n_sub
+        """Integrate over ``interval`` with IFRK4 steps limited by the CFL number of the fastest flow in
+        the batch, re-measured before every step; the last step lands exactly on the interval's end."""
+        remaining, steps = interval, 0
+        while remaining > 1e-12 * interval:
+            u, v = self.velocity(w_hat)
+            speed = float((u.abs() + v.abs()).max())
+            dt = min(remaining, self.cfl * self.dx / speed) if speed > 0 else remaining
+            steps += 1
+            if steps > self.max_substeps:
+                raise SimulationError(
+                    f"vorticity solve needs over {self.max_substeps} steps per frame (flow speed {speed:.3g})"
+                )
+            w_hat = self._checked(self.step(w_hat, dt))
+            remaining -= dt
+        return w_hat
+
+    def step(self, w_hat: torch.Tensor, dt: float) -> torch.Tensor:
+        """One integrating-factor RK4 step."""
         e_half = torch.exp(self.linear * dt / 2)
         e_full = e_half**2
-        for _ in range(n_sub):
-            k1 = self.nonlinear(w_hat)
-            k2 = self.nonlinear(e_half * (w_hat + dt / 2 * k1))
-            k3 = self.nonlinear(e_half * w_hat + dt / 2 * k2)
-            k4 = self.nonlinear(e_full * w_hat + dt * e_half * k3)
-            w_hat = e_full * w_hat + dt / 6 * (e_full * k1 + 2 * e_half * (k2 + k3) + k4)
-        return w_hat
+        k1 = self.nonlinear(w_hat)
+        k2 = self.nonlinear(e_half * (w_hat + dt / 2 * k1))
+        k3 = self.nonlinear(e_half * w_hat + dt / 2 * k2)
+        k4 = self.nonlinear(e_full * w_hat + dt * e_half * k3)
+        return e_full * w_hat + dt / 6 * (e_full * k1 + 2 * e_half * (k2 + k3) + k4)
 
     def solve(self, w0: torch.Tensor, n_frames: int, dt: float, burn_in: float = 0.0) -> torch.Tensor:
         """Frames ``[E, N, n_frames, n, n]`` of vorticity from ``w0`` ``[E, N, n, n]``; frame 0 is the
@@ -83,10 +90,10 @@ class VorticitySolver:
         if burn_in > 0:
             steps = max(1, math.ceil(burn_in / dt))
             for _ in range(steps):
-                w_hat = self._checked(self.advance(w_hat, burn_in / steps))
+                w_hat = self.advance(w_hat, burn_in / steps)
         frames = [torch.fft.irfft2(w_hat, s=(self.n, self.n))]
         for _ in range(n_frames - 1):
-            w_hat = self._checked(self.advance(w_hat, dt))
+            w_hat = self.advance(w_hat, dt)
             frames.append(torch.fft.irfft2(w_hat, s=(self.n, self.n)))
         return torch.stack(frames, dim=2)
 
@@ -113,11 +120,12 @@ def spectral_downsample(fields: torch.Tensor, n: int) -> torch.Tensor:
 def gaussian_random_field(
     n: int, count: int, alpha: float, tau: float, generator: torch.Generator, length: float = 1.0
 ) -> torch.Tensor:
-    """``count`` periodic Gaussian random fields ``[count, n, n]`` with covariance (-laplace + tau^2)^(-alpha),
-    zero mean (as in the FNO and CoDA Navier-Stokes data)."""
+    """``count`` periodic Gaussian random fields ``[count, n, n]``, zero mean, with covariance
+    sigma^2 (-laplace + tau^2)^(-alpha), sigma = tau^(alpha - 1) (the FNO and CoDA Navier-Stokes data)."""
     k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64) * (2 * math.pi / length)
     ky, kx = torch.meshgrid(k, k, indexing="ij")
-    sqrt_eig = (n**2) * math.sqrt(2.0) * (kx**2 + ky**2 + tau**2) ** (-alpha / 2.0)
+    sigma = tau ** (alpha - 1.0)
+    sqrt_eig = (n**2) * math.sqrt(2.0) * sigma * (kx**2 + ky**2 + tau**2) ** (-alpha / 2.0)
     sqrt_eig[0, 0] = 0.0
     noise = torch.randn(count, n, n, 2, generator=generator, dtype=torch.float64)
     coeff = sqrt_eig * torch.view_as_complex(noise)
