@@ -2,10 +2,11 @@
 
 from weightspace.hookspecs import hookimpl
 from weightspace_systems.kolmogorov import Kolmogorov
+from weightspace_systems.lambda_omega import LambdaOmega
 from weightspace_systems.lotka_volterra import LotkaVolterra
 from weightspace_systems.navier_stokes import NavierStokes
 
 
 @hookimpl
 def weightspace_systems() -> list[type]:
-    return [LotkaVolterra, Kolmogorov, NavierStokes]
+    return [LotkaVolterra, LambdaOmega, Kolmogorov, NavierStokes]
