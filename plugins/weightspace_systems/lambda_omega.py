@@ -63,7 +63,7 @@ class LambdaOmega(System):
             "n_frames": 41,
             "dt": 0.1,
             "resolution": 32,
-            "sim_resolution": 64,
+            "sim_resolution": 128,
             "max_step": 0.05,
         },
         "paper": {

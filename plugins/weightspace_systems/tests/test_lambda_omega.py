@@ -1,5 +1,3 @@
-import math
-
 import torch
 
 from weightspace_systems.lambda_omega import LambdaOmega
@@ -54,4 +52,5 @@ def test_larger_beta_turns_the_spiral_faster():
     step = (z[:, :, 1:] * z[:, :, :-1].conj()).angle()
     rate = -step.mean(dim=(1, 2, 3, 4)) / lo.settings.dt
     assert (rate.diff() > 0).all(), rate
-    assert math.isclose(float(rate[0]), 1.0, rel_tol=0.2)
+    # slower than the limit cycle's beta: amplitudes below 1 near the cores turn at beta * A^2
+    assert ((rate > 0.3 * lo.environments()[:, 0]) & (rate < lo.environments()[:, 0])).all(), rate
