@@ -13,10 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# Until the pipeline lands: the plugins, an architecture's weight graph, and two quick datasets.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
 	$(BIN)/weightspace inspect fno --set hidden_channels=16 --set n_layers=2
-	$(BIN)/weightspace inspect mlp-node
+	$(BIN)/weightspace simulate lotka-volterra --profile quick --out runs/demo
+	$(BIN)/weightspace simulate kolmogorov --profile quick --out runs/demo
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
