@@ -20,6 +20,7 @@ def test_plugins_json_lists_names_by_kind(capsys):
     assert code == 0
     assert list(data) == ["architectures", "systems", "encoders", "generators", "prompters"]
     assert {"fno", "uno", "wno", "mlp-node"} <= set(data["architectures"])
+    assert {"lotka-volterra", "lambda-omega", "kolmogorov", "navier-stokes"} <= set(data["systems"])
     assert all(isinstance(n, str) for names in data.values() for n in names)
 
 
@@ -99,7 +100,10 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["simulate", "navier", "--out", "x"], "unknown system 'navier'; registered systems: lotka-volterra"),
+        (
+            ["simulate", "navier", "--out", "x"],
+            "unknown system 'navier'; registered systems: kolmogorov, lambda-omega, lotka-volterra, navier-stokes",
+        ),
         (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
         (
             ["simulate", "lotka-volterra", "--set", "n_b=0", "--out", "x"],

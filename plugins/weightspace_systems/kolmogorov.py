@@ -20,32 +20,26 @@ from typing import Any
 import torch
 
 from weightspace.config import require_positive
-from weightspace.system import System, SystemSettings, linspace_grid
-from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field, spectral_downsample
+from weightspace.system import System, linspace_grid
+from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
 @dataclass(frozen=True)
-class KolmogorovSettings(SystemSettings):
+class KolmogorovSettings(GridSettings):
     re_range: tuple[float, float] = (50.0, 250.0)
     n_re: int = 51
     forcing_wavenumber: int = 3
     drag: float = 0.1
-    resolution: int = 64
-    sim_resolution: int = 64
-    burn_in: float = 20.0
     cfl: float = 1.0
     ic_alpha: float = 2.5
     ic_tau: float = 3.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive(
-            self, "re_range", "n_re", "forcing_wavenumber", "resolution", "sim_resolution", "cfl", "ic_alpha", "ic_tau"
-        )
-        if self.drag < 0 or self.burn_in < 0:
-            raise ValueError("drag and burn_in must not be negative")
-        if self.resolution > self.sim_resolution or self.resolution % 2 or self.sim_resolution % 2:
-            raise ValueError("resolution and sim_resolution must be even, with resolution <= sim_resolution")
+        require_positive(self, "re_range", "n_re", "forcing_wavenumber", "cfl", "ic_alpha", "ic_tau")
+        if self.drag < 0:
+            raise ValueError("drag must not be negative")
 
 
 class Kolmogorov(System):

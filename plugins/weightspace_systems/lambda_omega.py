@@ -24,29 +24,23 @@ import torch
 
 from weightspace.config import require_positive
 from weightspace.errors import SimulationError
-from weightspace.system import System, SystemSettings, linspace_grid
-from weightspace_systems.vorticity import spectral_downsample
+from weightspace.system import System, linspace_grid
+from weightspace_systems.grid import GridSettings, spectral_downsample
 
 
 @dataclass(frozen=True)
-class LambdaOmegaSettings(SystemSettings):
+class LambdaOmegaSettings(GridSettings):
     mu: float = 0.5
     beta_range: tuple[float, float] = (1.0, 1.5)
     n_beta: int = 51
     length: float = 20.0
-    resolution: int = 64
-    sim_resolution: int = 128
     max_step: float = 0.02
     burn_in: float = 1.0
-    """Time simulated before frame 0, to heal the seam the non-periodic spiral leaves at the boundary."""
+    """Heals the seam the non-periodic initial spiral leaves at the boundary."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive(self, "mu", "beta_range", "n_beta", "length", "resolution", "sim_resolution", "max_step")
-        if self.burn_in < 0:
-            raise ValueError("burn_in must not be negative")
-        if self.resolution > self.sim_resolution or self.resolution % 2 or self.sim_resolution % 2:
-            raise ValueError("resolution and sim_resolution must be even, with resolution <= sim_resolution")
+        require_positive(self, "mu", "beta_range", "n_beta", "length", "max_step")
 
 
 class LambdaOmega(System):

@@ -20,19 +20,17 @@ from typing import Any
 import torch
 
 from weightspace.config import require_positive
-from weightspace.system import System, SystemSettings
-from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field, spectral_downsample
+from weightspace.system import System
+from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
 @dataclass(frozen=True)
-class NavierStokesSettings(SystemSettings):
+class NavierStokesSettings(GridSettings):
     nu: float = 1e-3
     amplitude_range: tuple[float, float] = (0.1, 0.3)
     n_amplitude: int = 11
     n_phase: int = 11
-    resolution: int = 64
-    sim_resolution: int = 64
-    burn_in: float = 10.0
     cfl: float = 1.0
     ic_alpha: float = 2.5
     ic_tau: float = 7.0
@@ -45,16 +43,10 @@ class NavierStokesSettings(SystemSettings):
             "amplitude_range",
             "n_amplitude",
             "n_phase",
-            "resolution",
-            "sim_resolution",
             "cfl",
             "ic_alpha",
             "ic_tau",
         )
-        if self.burn_in < 0:
-            raise ValueError("burn_in must not be negative")
-        if self.resolution > self.sim_resolution or self.resolution % 2 or self.sim_resolution % 2:
-            raise ValueError("resolution and sim_resolution must be even, with resolution <= sim_resolution")
 
 
 class NavierStokes(System):

@@ -104,19 +104,6 @@ class VorticitySolver:
         return w_hat
 
 
-def spectral_downsample(fields: torch.Tensor, n: int) -> torch.Tensor:
-    """Periodic fields ``[..., m, m]`` to ``[..., n, n]`` by truncating Fourier modes (n <= m, even)."""
-    m = fields.shape[-1]
-    if n == m:
-        return fields
-    f_hat = torch.fft.rfft2(fields)
-    half = n // 2
-    kept = torch.cat([f_hat[..., :half, : half + 1], f_hat[..., m - half :, : half + 1]], dim=-2)
-    kept[..., half, :] = 0  # the Nyquist row of the coarse grid has no unique partner
-    kept[..., :, half] = 0
-    return torch.fft.irfft2(kept, s=(n, n)) * (n * n) / (m * m)
-
-
 def gaussian_random_field(
     n: int, count: int, alpha: float, tau: float, generator: torch.Generator, length: float = 1.0
 ) -> torch.Tensor:

@@ -5,8 +5,9 @@ import torch
 
 from weightspace.config import config_to_dict
 from weightspace.system import frame_statistics
+from weightspace_systems.grid import spectral_downsample
 from weightspace_systems.kolmogorov import Kolmogorov
-from weightspace_systems.vorticity import VorticitySolver, spectral_downsample
+from weightspace_systems.vorticity import VorticitySolver
 
 
 def small(**overrides):

@@ -1,0 +1,46 @@
+"""Fields simulated on a fine periodic grid and saved on a coarse one.
+
+Spectral solvers resolve sharp features (spirals, vortex filaments) only on grids finer than the one
+the experts learn on, so the PDE systems solve at ``sim_resolution`` and keep the Fourier modes that
+``resolution`` can represent. They also spin up for ``burn_in`` time units before frame 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from weightspace.config import require_positive
+from weightspace.system import SystemSettings
+
+
+@dataclass(frozen=True)
+class GridSettings(SystemSettings):
+    resolution: int = 64
+    """Saved grid (resolution x resolution)."""
+    sim_resolution: int = 64
+    """Solver grid; frames are spectrally truncated to ``resolution``."""
+    burn_in: float = 10.0
+    """Time simulated before frame 0."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self, "resolution", "sim_resolution")
+        if self.burn_in < 0:
+            raise ValueError("burn_in must not be negative")
+        if self.resolution > self.sim_resolution or self.resolution % 2 or self.sim_resolution % 2:
+            raise ValueError("resolution and sim_resolution must be even, with resolution <= sim_resolution")
+
+
+def spectral_downsample(fields: torch.Tensor, n: int) -> torch.Tensor:
+    """Periodic fields ``[..., m, m]`` to ``[..., n, n]`` by truncating Fourier modes (n <= m, even)."""
+    m = fields.shape[-1]
+    if n == m:
+        return fields
+    f_hat = torch.fft.rfft2(fields)
+    half = n // 2
+    kept = torch.cat([f_hat[..., :half, : half + 1], f_hat[..., m - half :, : half + 1]], dim=-2)
+    kept[..., half, :] = 0  # the Nyquist row of the coarse grid has no unique partner
+    kept[..., :, half] = 0
+    return torch.fft.irfft2(kept, s=(n, n)) * (n * n) / (m * m)
