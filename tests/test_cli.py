@@ -20,7 +20,7 @@ def test_plugins_json_lists_names_by_kind(capsys):
     assert code == 0
     assert list(data) == ["architectures", "systems", "encoders", "generators", "prompters"]
     assert {"fno", "uno", "wno", "mlp-node"} <= set(data["architectures"])
-    assert {"lotka-volterra", "lambda-omega", "kolmogorov", "navier-stokes"} <= set(data["systems"])
+    assert {"lotka-volterra", "lambda-omega", "kolmogorov", "navier-stokes", "cylinder-flow"} <= set(data["systems"])
     assert all(isinstance(n, str) for names in data.values() for n in names)
 
 
@@ -102,7 +102,7 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
     [
         (
             ["simulate", "navier", "--out", "x"],
-            "unknown system 'navier'; registered systems: kolmogorov, lambda-omega, lotka-volterra, navier-stokes",
+            "unknown system 'navier'; registered systems: cylinder-flow, kolmogorov, lambda-omega",
         ),
         (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
         (
