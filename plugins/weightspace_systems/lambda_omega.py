@@ -26,6 +26,7 @@ from weightspace.config import require_positive
 from weightspace.errors import SimulationError
 from weightspace.system import System, linspace_grid
 from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.timestepping import ifrk4_step
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,6 @@ class LambdaOmega(System):
         substeps = max(1, math.ceil(s.dt / s.max_step - 1e-9))
         h = s.dt / substeps
         e_half = torch.exp(linear * h / 2)
-        e_full = e_half**2
         state = torch.fft.rfft2(x0.double())  # [E, N, 2, n, n//2+1]
         n_burn = round(s.burn_in / s.dt)
         frame, frames = x0.double(), []
@@ -120,11 +120,7 @@ class LambdaOmega(System):
                 break
             state = torch.fft.rfft2(frame)  # re-projected each frame: drops what the inverse real FFT ignores
             for _ in range(substeps):
-                k1 = reaction(state)
-                k2 = reaction(e_half * (state + h / 2 * k1))
-                k3 = reaction(e_half * state + h / 2 * k2)
-                k4 = reaction(e_full * state + h * e_half * k3)
-                state = e_full * state + h / 6 * (e_full * k1 + 2 * e_half * (k2 + k3) + k4)
+                state = ifrk4_step(state, h, e_half, reaction)
             frame = torch.fft.irfft2(state, s=(n, n))
             if not torch.isfinite(frame).all():
                 raise SimulationError("lambda-omega solve produced NaN or inf (lower max_step)")

@@ -17,6 +17,7 @@ import math
 import torch
 
 from weightspace.errors import SimulationError
+from weightspace_systems.timestepping import ifrk4_step
 
 
 class VorticitySolver:
@@ -69,19 +70,9 @@ class VorticitySolver:
                 raise SimulationError(
                     f"vorticity solve needs over {self.max_substeps} steps per frame (flow speed {speed:.3g})"
                 )
-            w_hat = self._checked(self.step(w_hat, dt))
+            w_hat = self._checked(ifrk4_step(w_hat, dt, torch.exp(self.linear * dt / 2), self.nonlinear))
             remaining -= dt
         return w_hat
-
-    def step(self, w_hat: torch.Tensor, dt: float) -> torch.Tensor:
-        """One integrating-factor RK4 step."""
-        e_half = torch.exp(self.linear * dt / 2)
-        e_full = e_half**2
-        k1 = self.nonlinear(w_hat)
-        k2 = self.nonlinear(e_half * (w_hat + dt / 2 * k1))
-        k3 = self.nonlinear(e_half * w_hat + dt / 2 * k2)
-        k4 = self.nonlinear(e_full * w_hat + dt * e_half * k3)
-        return e_full * w_hat + dt / 6 * (e_full * k1 + 2 * e_half * (k2 + k3) + k4)
 
     def solve(self, w0: torch.Tensor, n_frames: int, dt: float, burn_in: float = 0.0) -> torch.Tensor:
         """Frames ``[E, N, n_frames, n, n]`` of vorticity from ``w0`` ``[E, N, n, n]``; frame 0 is the
