@@ -94,7 +94,7 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
     assert code == 0
     assert (tmp_path / "lotka-volterra-quick.h5").is_file()
     assert (tmp_path / "lotka-volterra-quick.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "test_out" in out and "simulated in" in out
+    assert "test_out" in out and "simulated on cpu in" in out
 
 
 @pytest.mark.parametrize(
@@ -105,6 +105,7 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
             "unknown system 'navier'; registered systems: cylinder-flow, kolmogorov, lambda-omega",
         ),
         (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
+        (["simulate", "lotka-volterra", "--device", "banana", "--out", "x"], "not a device: 'banana'"),
         (
             ["simulate", "lotka-volterra", "--set", "n_b=0", "--out", "x"],
             "invalid config for system 'lotka-volterra': n_b must be positive",

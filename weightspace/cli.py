@@ -103,6 +103,7 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
     system = default_registry().system(args.system, args.profile, parse_assignments(args.set))
+    device = resolve_device(args.device)
     out = Path(args.out)
     h5_path, png_path = out / f"{system.name}-{system.profile}.h5", out / f"{system.name}-{system.profile}.png"
     n_envs = len(system.environments())
@@ -116,7 +117,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         transient=False,
     ) as progress:
         task = progress.add_task(f"simulating {system.name} ({system.profile})", total=n_envs)
-        dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n))
+        dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n), device)
     sim_seconds = time.perf_counter() - start
     write_dataset(h5_path, dataset)
     plot_dataset_preview(dataset, png_path)
@@ -134,7 +135,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
             str(list(split.trajectories.shape)),
         )
     console.print(table)
-    console.print(f"simulated in {sim_seconds:.1f} s, {wall:.1f} s with writing; dt = {dataset.dt:g}")
+    console.print(f"simulated on {device} in {sim_seconds:.1f} s, {wall:.1f} s with writing; dt = {dataset.dt:g}")
     console.print(f"wrote {h5_path} and {png_path}")
 
 
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", help="settings profile: quick (CPU) or paper (default: quick)")
     p.add_argument("--out", required=True, help="output folder; writes SYSTEM-PROFILE.h5 and SYSTEM-PROFILE.png")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the initial conditions (default: 0)")
+    _add_compute_options(p)
     p.set_defaults(func=_cmd_simulate)
     return parser
 

@@ -29,12 +29,13 @@ def simulate_split(
     seed: int,
     stream: str,
     advance: Callable[[int], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """Trajectories ``[E, n_traj, T, *state]`` of ``env_index``, chunked, checked for blow-up."""
     per_chunk = max(1, CHUNK_TRAJECTORIES // n_traj)
     parts = []
     for chunk in env_index.split(per_chunk):
-        traj = system.simulate(chunk, n_traj, seed, stream)
+        traj = system.simulate(chunk, n_traj, seed, stream, device).cpu()
         bad = ~torch.isfinite(traj.flatten(1)).all(dim=1)
         if bad.any():
             env = system.environments()[chunk[bad.nonzero()[0, 0]]]
@@ -46,13 +47,16 @@ def simulate_split(
     return torch.cat(parts)
 
 
-def build_dataset(system: System, seed: int, advance: Callable[[int], None] | None = None) -> Dataset:
-    """The three splits of ``system`` at its profile; ``advance(n)`` reports n environments done."""
+def build_dataset(
+    system: System, seed: int, advance: Callable[[int], None] | None = None, device: str | torch.device = "cpu"
+) -> Dataset:
+    """The three splits of ``system`` at its profile, solved on ``device``; ``advance(n)`` reports
+    n environments done."""
     s = system.settings
     seen, unseen = system.split(seed)
     envs = system.environments()
-    seen_traj = simulate_split(system, seen, s.n_train + s.n_test, seed, "seen", advance)
-    unseen_traj = simulate_split(system, unseen, s.n_test, seed, "unseen", advance)
+    seen_traj = simulate_split(system, seen, s.n_train + s.n_test, seed, "seen", advance, device)
+    unseen_traj = simulate_split(system, unseen, s.n_test, seed, "unseen", advance, device)
 
     def flat(traj: torch.Tensor, index: torch.Tensor) -> Split:
         n = traj.shape[1]

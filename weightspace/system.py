@@ -77,7 +77,8 @@ class System(ABC):
     @abstractmethod
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """Trajectories ``[E, N, T, *state]`` from ``x0`` ``[E, N, *state]`` under ``envs`` ``[E, P]``,
-        all in one batched solve; frame 0 is ``x0`` (after any spin-up the system documents)."""
+        all in one batched solve on ``x0``'s device; frame 0 is ``x0`` (after any spin-up the system
+        documents)."""
 
     def solver_attributes(self) -> dict[str, Any]:
         """Solver settings worth recording beside the data (the settings are recorded anyway)."""
@@ -90,12 +91,15 @@ class System(ABC):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         return order[: self.settings.n_seen].sort().values, order[self.settings.n_seen :].sort().values
 
-    def simulate(self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "") -> torch.Tensor:
+    def simulate(
+        self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "", device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
         """Trajectories of the environments at ``env_index``, ``[E, n_traj, T, *state]``.
 
         Each environment draws its initial conditions from its own generator, seeded by
         ``(seed, stream, environment index)``, so the data do not depend on how environments are
-        batched together; the solve itself is batched over environments and trajectories.
+        batched together (nor on the device: they are drawn on the CPU); the solve itself runs on
+        ``device``, batched over environments and trajectories.
         """
         envs = self.environments()[env_index]
         x0 = torch.stack(
@@ -104,7 +108,7 @@ class System(ABC):
                 for i, env in zip(env_index.tolist(), envs)
             ]
         )
-        return self.solve(envs, x0)
+        return self.solve(envs.to(device), x0.to(device))
 
     def statistics(self, frames: torch.Tensor) -> torch.Tensor:
         """Per-frame physical statistics ``[..., S]`` of states ``[..., *state]`` (see :func:`frame_statistics`)."""

@@ -100,8 +100,8 @@ class CylinderFlow(System):
     def obstacle(self, radius: torch.Tensor) -> torch.Tensor:
         """Solid cells ``[E, nx, ny]`` of cylinders of the given radii."""
         s = self.settings
-        x = torch.arange(s.nx, dtype=torch.float64).view(1, -1, 1)
-        y = torch.arange(s.ny, dtype=torch.float64).view(1, 1, -1)
+        x = torch.arange(s.nx, dtype=torch.float64, device=radius.device).view(1, -1, 1)
+        y = torch.arange(s.ny, dtype=torch.float64, device=radius.device).view(1, 1, -1)
         cx, cy = s.nx / 4, s.ny / 2 + 1
         return (x - cx) ** 2 + (y - cy) ** 2 < radius.view(-1, 1, 1) ** 2
 
@@ -112,13 +112,13 @@ class CylinderFlow(System):
         re, radius = envs[:, 0].repeat_interleave(n_traj), envs[:, 1].repeat_interleave(n_traj)
         omega = (1.0 / (3 * s.inlet_speed * 2 * radius / re + 0.5)).float().view(-1, 1, 1, 1)
         solid = self.obstacle(radius).unsqueeze(1)  # [B, 1, nx, ny]
-        y = torch.arange(s.ny, dtype=torch.float32)
-        inlet = torch.zeros(2, s.ny)
+        y = torch.arange(s.ny, dtype=torch.float32, device=x0.device)
+        inlet = torch.zeros(2, s.ny, device=x0.device)
         inlet[0] = s.inlet_speed * (1 + 1e-4 * torch.sin(2 * math.pi * y / (s.ny - 1)))
 
         vel = x0.reshape(batch, 2, s.ny, s.nx).transpose(-1, -2).float()  # [B, 2, nx, ny]
         vel = torch.where(solid, torch.zeros_like(vel), vel)
-        f = equilibrium(torch.ones(batch, s.nx, s.ny), vel)
+        f = equilibrium(torch.ones(batch, s.nx, s.ny, device=x0.device), vel)
 
         def step(f: torch.Tensor) -> torch.Tensor:  # f is always a fresh tensor: edited in place
             f[:, LEFT, -1] = f[:, LEFT, -2]  # outflow: zero gradient

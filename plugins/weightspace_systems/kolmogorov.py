@@ -94,7 +94,7 @@ class Kolmogorov(System):
     def solver(self, envs: torch.Tensor) -> VorticitySolver:
         s = self.settings
         n = s.sim_resolution
-        forcing = self.forcing(n).expand(len(envs), n, n)
+        forcing = self.forcing(n).to(envs.device).expand(len(envs), n, n)
         return VorticitySolver(n, self.length, 1.0 / envs[:, 0], s.drag, forcing, cfl=s.cfl)
 
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -96,8 +96,8 @@ class LambdaOmega(System):
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         s = self.settings
         n = s.sim_resolution
-        k = torch.fft.fftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64)
-        kr = torch.fft.rfftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64)
+        k = torch.fft.fftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64, device=x0.device)
+        kr = torch.fft.rfftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64, device=x0.device)
         linear = -s.mu * (k.view(-1, 1) ** 2 + kr.view(1, -1) ** 2)  # diffusion only: never positive
         beta = envs[:, 0].view(-1, 1, 1, 1)
 

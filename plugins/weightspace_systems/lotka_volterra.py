@@ -68,7 +68,7 @@ class LotkaVolterra(System):
 
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         s = self.settings
-        times = torch.arange(s.n_frames, dtype=torch.float64) * s.dt
+        times = torch.arange(s.n_frames, dtype=torch.float64, device=x0.device) * s.dt
         path = odeint(
             lambda _t, y: self.vector_field(envs, y),
             x0.double(),

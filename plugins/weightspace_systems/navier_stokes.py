@@ -89,14 +89,14 @@ class NavierStokes(System):
         return torch.stack([a.reshape(-1), p.reshape(-1)], dim=-1)
 
     def forcing(self, envs: torch.Tensor, n: int) -> torch.Tensor:
-        c = torch.arange(n, dtype=torch.float64) / n
+        c = torch.arange(n, dtype=torch.float64, device=envs.device) / n
         y, x = torch.meshgrid(c, c, indexing="ij")
         arg = 2 * math.pi * (x + y + envs[:, 1].view(-1, 1, 1))
         return envs[:, 0].view(-1, 1, 1) * (torch.sin(arg) + torch.cos(arg))
 
     def solver(self, envs: torch.Tensor) -> VorticitySolver:
         s = self.settings
-        nu = torch.full((len(envs),), s.nu, dtype=torch.float64)
+        nu = torch.full((len(envs),), s.nu, dtype=torch.float64, device=envs.device)
         return VorticitySolver(s.sim_resolution, 1.0, nu, 0.0, self.forcing(envs, s.sim_resolution), cfl=s.cfl)
 
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

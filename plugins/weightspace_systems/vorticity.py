@@ -33,8 +33,8 @@ class VorticitySolver:
     ) -> None:
         """``nu`` ``[E]``, ``forcing`` ``[E, n, n]`` (physical space); tensors are float64."""
         self.n, self.length, self.cfl, self.max_substeps = n, length, cfl, max_substeps
-        k = torch.fft.fftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64)
-        kr = torch.fft.rfftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64)
+        k = torch.fft.fftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64, device=nu.device)
+        kr = torch.fft.rfftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64, device=nu.device)
         self.ky, self.kx = torch.meshgrid(k, kr, indexing="ij")  # axis -2 is y, axis -1 is x
         self.k2 = self.kx**2 + self.ky**2
         self.inv_k2 = torch.where(self.k2 > 0, 1.0 / self.k2.clamp(min=1e-30), torch.zeros_like(self.k2))
