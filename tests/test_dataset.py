@@ -53,6 +53,13 @@ def test_same_seed_same_data_and_chunking_does_not_matter(lv, monkeypatch):
     assert not torch.equal(a["train"].trajectories, d["train"].trajectories)
 
 
+def test_top_level_helper_builds_systems_with_overrides():
+    import weightspace as ws
+
+    kf = ws.system("kolmogorov", "quick", n_seen=3)
+    assert kf.name == "kolmogorov" and kf.settings.n_seen == 3 and kf.settings.resolution == 32
+
+
 def test_split_is_deterministic_and_seeded(lv):
     assert all(torch.equal(x, y) for x, y in zip(lv.split(5), lv.split(5)))
     assert not torch.equal(lv.split(5)[0], lv.split(6)[0])
