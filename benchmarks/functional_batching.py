@@ -21,7 +21,6 @@ from rich.progress import track
 from rich.table import Table
 
 import weightspace as ws
-from weightspace.graph import WeightGraph
 
 # quick-profile sizes: a small FNO at 32x32, the paper's LV NeuralODE vector field
 CASES = {
@@ -46,11 +45,7 @@ def measure(name: str, overrides: dict, n_inputs: int, k: int, repeats: int, chu
     adapter = ws.architecture(name, **overrides)
     params = adapter.init_params(k, seed=0)
     x = adapter.example_input(n_inputs, torch.Generator().manual_seed(0))
-    modules = []
-    for state in WeightGraph.from_params(adapter.spec, params).to_state_dicts():
-        module = adapter.build()
-        module.load_state_dict(state, strict=False)
-        modules.append(module)
+    modules = adapter.modules(params)
 
     with torch.no_grad():
         batched = best_time(lambda: adapter.functional(params, x), repeats)

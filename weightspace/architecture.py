@@ -98,6 +98,19 @@ class ArchitectureAdapter(ABC):
         params, _ = stack_module_state([self.build(s, device) for s in seeds])
         return {k: v.detach() for k, v in params.items()}
 
+    def modules(self, params: Mapping[str, torch.Tensor], device: str | torch.device = "cpu") -> list[nn.Module]:
+        """One real module per network of batched ``params`` (for loops, reference checks, export)."""
+        check_params(self.spec, params, batched=True, check_finite=False)
+        batch = next(iter(params.values())).shape[0]
+        out = []
+        for i in range(batch):
+            module = self.build(0, device)
+            with torch.no_grad():
+                for name, p in module.named_parameters():
+                    p.copy_(params[name][i])
+            out.append(module)
+        return out
+
     def _template(self, device: torch.device) -> nn.Module:
         if device not in self._templates:
             self._templates[device] = self.build(0, device)

@@ -52,6 +52,12 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
 
 
+def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"override a config value, e.g. {example}"
+    )
+
+
 def _cmd_plugins(args: argparse.Namespace) -> None:
     registry = default_registry()
     if args.json:
@@ -150,13 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="build an architecture and check its weight graph and symmetries")
     p.add_argument("architecture", help="registered architecture name (see `weightspace plugins`)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set hidden_channels=16 --set n_modes=6,6",
-    )
+    _add_set_option(p, "--set hidden_channels=16 --set n_modes=6,6")
     p.add_argument("--weights", default=None, help="a safetensors state dict to inspect instead of a fresh init")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_compute_options(p)
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("system", help="registered system name (see `weightspace plugins`)")
     p.add_argument("--profile", default="quick", help="settings profile: quick (CPU) or paper (default: quick)")
     p.add_argument("--out", required=True, help="output folder; writes SYSTEM-PROFILE.h5 and SYSTEM-PROFILE.png")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    _add_set_option(p, "--set n_frames=51 --set resolution=64")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_simulate)
     return parser

@@ -49,13 +49,8 @@ def functional_loop_error(adapter: ArchitectureAdapter, params: Params, x: torch
     """max |batched functional evaluation - a loop over real modules loaded with each parameter set|."""
     with torch.no_grad():
         batched = adapter.functional(params, x)
-        graph_params = WeightGraph.from_params(adapter.spec, params).to_state_dicts()
-        looped = []
-        for state in graph_params:
-            module = adapter.build(0, x.device)
-            module.load_state_dict(state, strict=False)
-            looped.append(module(x))
-        return float((batched - torch.stack(looped)).abs().max())
+        looped = torch.stack([module(x) for module in adapter.modules(params, x.device)])
+        return float((batched - looped).abs().max())
 
 
 def architecture_report(

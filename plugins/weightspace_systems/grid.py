@@ -7,6 +7,7 @@ the experts learn on, so the PDE systems solve at ``sim_resolution`` and keep th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,3 +45,21 @@ def spectral_downsample(fields: torch.Tensor, n: int) -> torch.Tensor:
     kept[..., half, :] = 0  # the Nyquist row of the coarse grid has no unique partner
     kept[..., :, half] = 0
     return torch.fft.irfft2(kept, s=(n, n)) * (n * n) / (m * m)
+
+
+def periodic_coordinates(
+    n: int, length: float, origin: float = 0.0, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates ``(y, x)``, each ``[n, n]``, of the cell corners of [origin, origin + length)^2."""
+    c = origin + length * torch.arange(n, dtype=torch.float64, device=device) / n
+    return torch.meshgrid(c, c, indexing="ij")
+
+
+def rfft_wavenumbers(
+    n: int, length: float, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Angular wavenumbers ``(ky, kx)``, each ``[n, n // 2 + 1]``, in the layout of ``torch.fft.rfft2``."""
+    d = length / (2 * math.pi * n)
+    k = torch.fft.fftfreq(n, d=d, dtype=torch.float64, device=device)
+    kr = torch.fft.rfftfreq(n, d=d, dtype=torch.float64, device=device)
+    return torch.meshgrid(k, kr, indexing="ij")

@@ -21,7 +21,7 @@ import torch
 
 from weightspace.config import require_positive
 from weightspace.system import System, linspace_grid
-from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.grid import GridSettings, periodic_coordinates, spectral_downsample
 from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
@@ -77,13 +77,8 @@ class Kolmogorov(System):
         s = self.settings
         return linspace_grid((*s.re_range, s.n_re))
 
-    def grid(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cell-corner coordinates (y, x) of an n x n grid on [-pi, pi)^2."""
-        c = -math.pi + self.length * torch.arange(n, dtype=torch.float64) / n
-        return torch.meshgrid(c, c, indexing="ij")
-
     def forcing(self, n: int) -> torch.Tensor:
-        y, _ = self.grid(n)
+        y, _ = periodic_coordinates(n, self.length, origin=-math.pi)
         k = self.settings.forcing_wavenumber
         return -k * torch.cos(k * y)
 

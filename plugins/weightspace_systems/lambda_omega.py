@@ -25,7 +25,7 @@ import torch
 from weightspace.config import require_positive
 from weightspace.errors import SimulationError
 from weightspace.system import System, linspace_grid
-from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.grid import GridSettings, periodic_coordinates, rfft_wavenumbers, spectral_downsample
 from weightspace_systems.timestepping import ifrk4_step
 
 
@@ -78,13 +78,9 @@ class LambdaOmega(System):
         s = self.settings
         return linspace_grid((*s.beta_range, s.n_beta))
 
-    def coordinates(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        half = self.settings.length / 2
-        c = -half + self.settings.length * torch.arange(n, dtype=torch.float64) / n
-        return torch.meshgrid(c, c, indexing="ij")  # (y, x)
-
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-        y, x = self.coordinates(self.settings.sim_resolution)
+        s = self.settings
+        y, x = periodic_coordinates(s.sim_resolution, s.length, origin=-s.length / 2)
         centre = 4 * torch.rand(n, 2, 1, 1, generator=generator, dtype=torch.float64) - 2
         chirality = torch.randint(0, 2, (n, 1, 1), generator=generator).double() * 2 - 1
         phase = 2 * math.pi * torch.rand(n, 1, 1, generator=generator, dtype=torch.float64)
@@ -96,9 +92,8 @@ class LambdaOmega(System):
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         s = self.settings
         n = s.sim_resolution
-        k = torch.fft.fftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64, device=x0.device)
-        kr = torch.fft.rfftfreq(n, d=s.length / (2 * math.pi * n), dtype=torch.float64, device=x0.device)
-        linear = -s.mu * (k.view(-1, 1) ** 2 + kr.view(1, -1) ** 2)  # diffusion only: never positive
+        ky, kx = rfft_wavenumbers(n, s.length, x0.device)
+        linear = -s.mu * (kx**2 + ky**2)  # diffusion only: never positive
         beta = envs[:, 0].view(-1, 1, 1, 1)
 
         def reaction(state_hat: torch.Tensor) -> torch.Tensor:

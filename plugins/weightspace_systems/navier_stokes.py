@@ -21,7 +21,7 @@ import torch
 
 from weightspace.config import require_positive
 from weightspace.system import System
-from weightspace_systems.grid import GridSettings, spectral_downsample
+from weightspace_systems.grid import GridSettings, periodic_coordinates, spectral_downsample
 from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
@@ -89,8 +89,7 @@ class NavierStokes(System):
         return torch.stack([a.reshape(-1), p.reshape(-1)], dim=-1)
 
     def forcing(self, envs: torch.Tensor, n: int) -> torch.Tensor:
-        c = torch.arange(n, dtype=torch.float64, device=envs.device) / n
-        y, x = torch.meshgrid(c, c, indexing="ij")
+        y, x = periodic_coordinates(n, 1.0, device=envs.device)
         arg = 2 * math.pi * (x + y + envs[:, 1].view(-1, 1, 1))
         return envs[:, 0].view(-1, 1, 1) * (torch.sin(arg) + torch.cos(arg))
 

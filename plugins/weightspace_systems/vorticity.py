@@ -17,6 +17,7 @@ import math
 import torch
 
 from weightspace.errors import SimulationError
+from weightspace_systems.grid import rfft_wavenumbers
 from weightspace_systems.timestepping import ifrk4_step
 
 
@@ -31,11 +32,9 @@ class VorticitySolver:
         cfl: float = 1.0,
         max_substeps: int = 10_000,
     ) -> None:
-        """``nu`` ``[E]``, ``forcing`` ``[E, n, n]`` (physical space); tensors are float64."""
+        """``nu`` ``[E]``, ``forcing`` ``[E, n, n]`` (physical space): float64, on the solve's device."""
         self.n, self.length, self.cfl, self.max_substeps = n, length, cfl, max_substeps
-        k = torch.fft.fftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64, device=nu.device)
-        kr = torch.fft.rfftfreq(n, d=length / (2 * math.pi * n), dtype=torch.float64, device=nu.device)
-        self.ky, self.kx = torch.meshgrid(k, kr, indexing="ij")  # axis -2 is y, axis -1 is x
+        self.ky, self.kx = rfft_wavenumbers(n, length, nu.device)  # axis -2 is y, axis -1 is x
         self.k2 = self.kx**2 + self.ky**2
         self.inv_k2 = torch.where(self.k2 > 0, 1.0 / self.k2.clamp(min=1e-30), torch.zeros_like(self.k2))
         k_max = n // 2

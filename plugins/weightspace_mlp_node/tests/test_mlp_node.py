@@ -10,9 +10,7 @@ def test_ensemble_rollout_equals_one_odeint_per_network():
     x0 = adapter.example_input(5, torch.Generator().manual_seed(1))
     with torch.no_grad():
         batched = adapter.rollout(params, x0, n_steps=10, dt=0.1)
-        for i, state in enumerate(adapter.to_graph(params).to_state_dicts()):
-            module = adapter.build()
-            module.load_state_dict(state)
+        for i, module in enumerate(adapter.modules(params)):
             times = torch.arange(11) * 0.1
             single = odeint(lambda _t, y, m=module: m(y), x0, times, method="rk4", options={"step_size": 0.05})
             torch.testing.assert_close(batched[i], single.movedim(0, 1), rtol=1e-5, atol=1e-6)
