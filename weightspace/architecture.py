@@ -47,6 +47,9 @@ class ArchitectureAdapter(ABC):
     """Dimensions of one state without batch axes: 3 for ``[C, H, W]`` fields, 1 for ``[D]`` vectors."""
     test_space: ClassVar[Mapping[str, Sequence[Any]]] = {}
     """Small values per config key, from which property tests draw random configs."""
+    profiles: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {}
+    """Per profile (``quick``, ``paper``): ``{"architecture": config overrides, "zoo": zoo-setting
+    overrides}``, e.g. a smaller network and a longer unroll for the quick profile."""
 
     def __init__(self, config: Any = None) -> None:
         config = self.Config() if config is None else config
@@ -62,6 +65,11 @@ class ArchitectureAdapter(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+    @classmethod
+    def data_overrides(cls, state_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Config values implied by a dataset's state shape (channels, resolution, state size)."""
+        return {}
 
     # -- what a subclass provides -------------------------------------------------------------
     @abstractmethod
@@ -155,10 +163,18 @@ class ArchitectureAdapter(ABC):
 
         return vmap(call, in_dims=(0, None if shared else 0), chunk_size=chunk_size)(dict(params), x)
 
-    def rollout(self, params: Mapping[str, torch.Tensor], x0: torch.Tensor, n_steps: int, dt: float) -> torch.Tensor:
-        """Predict ``n_steps`` frames ahead from ``x0`` (shapes as in :meth:`functional`).
+    def rollout(
+        self,
+        params: Mapping[str, torch.Tensor],
+        x0: torch.Tensor,
+        n_steps: int,
+        dt: float,
+        chunk_size: int | None = None,
+    ) -> torch.Tensor:
+        """Predict ``n_steps`` frames ahead from ``x0`` (shapes and ``chunk_size`` as in :meth:`functional`).
 
-        Returns ``[B, N, n_steps + 1, *state]``; index 0 along the time axis is ``x0``.
+        Returns ``[B, N, n_steps + 1, *state]``; index 0 along the time axis is ``x0``. Differentiable
+        with respect to ``params`` (trainers unroll through it).
         """
         batch = next(iter(params.values())).shape[0]
         if x0.dim() == self.input_ndim + 1:
@@ -166,7 +182,7 @@ class ArchitectureAdapter(ABC):
         if self.prediction is Prediction.ONE_STEP:
             states = [x0]
             for _ in range(n_steps):
-                states.append(self.functional(params, states[-1]))
+                states.append(self.functional(params, states[-1], chunk_size))
                 if states[-1].shape != x0.shape:
                     raise WeightError(
                         f"{self.name} maps states of shape {tuple(x0.shape[2:])} to {tuple(states[-1].shape[2:])}; "
@@ -174,7 +190,7 @@ class ArchitectureAdapter(ABC):
                     )
             return torch.stack(states, dim=2)
         times = torch.arange(n_steps + 1, dtype=x0.dtype, device=x0.device) * dt
-        path = odeint(lambda _t, y: self.functional(params, y), x0, times, **self.solver_options(dt))
+        path = odeint(lambda _t, y: self.functional(params, y, chunk_size), x0, times, **self.solver_options(dt))
         return path.movedim(0, 2)
 
 
@@ -186,6 +202,11 @@ class GridOperatorAdapter(ArchitectureAdapter):
 
     prediction = Prediction.ONE_STEP
     input_ndim = 3
+
+    @classmethod
+    def data_overrides(cls, state_shape: tuple[int, ...]) -> dict[str, Any]:
+        channels, *grid = state_shape
+        return {"in_channels": channels, "out_channels": channels, "grid_size": tuple(grid)}
 
     def example_input(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.config.in_channels, *self.config.grid_size, generator=generator)

@@ -21,15 +21,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from weightspace import __version__
+from weightspace.baselines import BASELINES
 from weightspace.config import parse_assignments
 from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
 from weightspace.errors import ConfigError, WeightspaceError
+from weightspace.evaluation import TEST_SPLITS, evaluate_zoo
 from weightspace.hookspecs import KINDS
-from weightspace.plots import plot_dataset_preview
+from weightspace.plots import plot_dataset_preview, plot_error_curves
 from weightspace.registry import default_registry
 from weightspace.simulation import build_dataset
-from weightspace.storage import load_tensors
+from weightspace.storage import atomic_path, load_tensors
+from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
 
 console = Console()
 
@@ -145,6 +148,144 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     console.print(f"wrote {h5_path} and {png_path}")
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+class _RichZooProgress(ZooProgress):
+    """Zoo-building progress as rich bars, one per stage."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.task = progress, None
+
+    def stage(self, name: str, total: int) -> None:
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message)
+
+
+SET_SCOPES = ("system", "arch", "zoo")
+
+
+def _scoped_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``--set scope.key=value`` assignments split by scope (system, arch, zoo)."""
+    scoped: dict[str, dict[str, str]] = {scope: {} for scope in SET_SCOPES}
+    for key, value in parse_assignments(items).items():
+        scope, dot, name = key.partition(".")
+        if not dot or scope not in scoped:
+            raise ConfigError(f"--set {key}=...: prefix the key with one of {', '.join(SET_SCOPES)} (e.g. zoo.size=4)")
+        scoped[scope][name] = value
+    return scoped
+
+
+def _cmd_zoo_build(args: argparse.Namespace) -> None:
+    scoped = _scoped_overrides(args.set)
+    if args.size is not None:
+        scoped["zoo"]["size"] = args.size
+    if args.random_init:
+        scoped["zoo"]["random_init"] = True
+    registry = default_registry()
+    plan = plan_zoo(
+        registry,
+        args.system,
+        args.arch,
+        args.profile,
+        args.seed,
+        system_overrides=scoped["system"],
+        architecture_overrides=scoped["arch"],
+        zoo_overrides=scoped["zoo"],
+    )
+    start = time.perf_counter()
+    with _progress() as progress:
+        zoo = build_zoo(plan, args.out, resolve_device(args.device), _RichZooProgress(progress), registry)
+    console.print(_zoo_table(zoo))
+    console.print(f"zoo in {args.out}: built or resumed in {time.perf_counter() - start:.1f} s")
+
+
+def _zoo_table(zoo: Zoo) -> Table:
+    m = zoo.manifest
+    table = Table(title=f"zoo: {m['system']} ({m['profile']}) x {m['architecture']}, seed {m['seed']}")
+    for column in ("environment", "experts", "dropped", "val loss", "val RMSE", "perturbed layers"):
+        table.add_column(column, justify="left" if column in ("environment", "perturbed layers") else "right")
+
+    def mean(values: list) -> str:
+        values = [v for v in values if v is not None]
+        return f"{sum(values) / len(values):.4g}" if values else "-"
+
+    base = m["base"]
+    table.add_row("base (all seen)", "1", "0", mean([base["val_loss"]]), mean([base["val_rmse"]]), "")
+    for r in m["environments"]:
+        label = ", ".join(f"{k}={v:.3g}" for k, v in r["env_params"].items())
+        layers = sorted({e["perturbed_layer"] for e in r["experts"] if e["perturbed_layer"]})
+        table.add_row(
+            f"{r['env_index']}: {label}",
+            str(len(r["experts"])),
+            str(len(r["dropped"])),
+            mean([e["val_loss"] for e in r["experts"]]),
+            mean([e["val_rmse"] for e in r["experts"]]),
+            f"{len(layers)} distinct" if layers else "random init",
+        )
+    return table
+
+
+def _cmd_zoo_info(args: argparse.Namespace) -> None:
+    zoo = Zoo.load(args.dir)
+    if args.json:
+        print(json.dumps(zoo.manifest))
+        return
+    console.print(_zoo_table(zoo))
+    m = zoo.manifest
+    console.print(
+        f"{zoo.n_experts} experts of {zoo.spec.n_params:,} parameters; architecture config "
+        f"{json.dumps(m['architecture_config'])}; checksums verified"
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    zoo = Zoo.load(args.zoo)
+    methods = args.method or list(BASELINES)
+    with _progress() as progress:
+        task = progress.add_task("evaluating", total=len(methods) * len(TEST_SPLITS))
+
+        def log(message: str) -> None:
+            progress.update(task, description=message)
+            progress.advance(task, 1)
+
+        rows = evaluate_zoo(zoo, methods, observed_frames=args.frames, finetune_steps=args.finetune_steps, log=log)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1))
+    plot_error_curves(rows, out.with_suffix(".png"))
+    table = Table(title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: rollout of {zoo.path}")
+    for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "trajectories", "s / env"):
+        table.add_column(column, justify="left" if column in ("method", "split") else "right")
+    for r in rows:
+        table.add_row(
+            r["method"],
+            r["split"],
+            f"{r['rmse_mean']:.4f} ± {r['rmse_std']:.4f}",
+            "-" if r["ssim_mean"] is None else f"{r['ssim_mean']:.3f}",
+            "-" if r["valid_horizon"] is None else f"{r['valid_horizon']:.1f}",
+            str(r["n_envs"]),
+            str(r["n_traj"]),
+            f"{r['seconds_per_env']:.2f}",
+        )
+    console.print(table)
+    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weightspace", description="Trained network weights as data.")
     parser.add_argument("--version", action="version", version=f"weightspace {__version__}")
@@ -169,6 +310,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set_option(p, "--set n_frames=51 --set resolution=64")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("zoo", help="build or describe a model zoo")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True)
+    p = zoo_sub.add_parser("build", help="train a domain-adaptive zoo (resumable: rerun to continue)")
+    p.add_argument("--system", required=True, help="registered system name")
+    p.add_argument("--arch", required=True, help="registered architecture name")
+    p.add_argument("--profile", default="quick", help="quick (CPU) or paper (default: quick)")
+    p.add_argument("--size", type=int, default=None, help="experts per seen environment (default: the profile's)")
+    p.add_argument("--random-init", action="store_true", help="train experts from random init (ablation)")
+    p.add_argument("--out", required=True, help="zoo directory")
+    _add_set_option(p, "--set arch.hidden_channels=16 --set zoo.expert_steps=100 --set system.n_seen=3")
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_zoo_build)
+    p = zoo_sub.add_parser("info", help="summarise a zoo and verify its checksums")
+    p.add_argument("dir", help="zoo directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=_cmd_zoo_info)
+
+    p = sub.add_parser("evaluate", help="roll out baseline experts on the zoo's test splits")
+    p.add_argument("--zoo", required=True, help="zoo directory")
+    p.add_argument("--method", action="append", choices=BASELINES, help="method (repeatable; default: all baselines)")
+    p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L (default: 4)")
+    p.add_argument("--finetune-steps", type=int, default=100, help="gradient steps of finetune-L (default: 100)")
+    p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -59,3 +59,23 @@ def plot_dataset_preview(dataset: Dataset, path: str | os.PathLike, n_envs: int 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def plot_error_curves(rows: list[dict], path: str | os.PathLike) -> None:
+    """RMSE per rollout step of every method, one panel per split (the rows of an evaluation)."""
+    splits = sorted({r["split"] for r in rows})
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False, sharey=True)
+    for ax, split in zip(axes[0], splits):
+        for row in (r for r in rows if r["split"] == split):
+            steps = range(1, len(row["rmse_per_step"]) + 1)
+            ax.plot(steps, row["rmse_per_step"], label=f"{row['method']} ({row['rmse_mean']:.3g})")
+        ax.set_title(f"{rows[0]['system']} / {rows[0]['architecture']}: {split}")
+        ax.set_xlabel("rollout step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("normalized RMSE")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -66,6 +66,26 @@ class MLPNodeAdapter(ArchitectureAdapter):
         "activation": ("tanh", "softplus", "gelu"),
     }
 
+    profiles = {
+        # trajectory fitting over windows of 10 frames (1 time unit), as the paper's LV experts
+        "quick": {
+            "architecture": {"hidden_width": 64},
+            "zoo": {
+                "unroll": 10,
+                "lr": 3e-3,
+                "expert_lr": 2e-3,
+                "base_steps": 600,
+                "expert_steps": 300,
+                "expert_batch": 64,
+            },
+        },
+        "paper": {"architecture": {}, "zoo": {"unroll": 10, "expert_batch": 128}},
+    }
+
+    @classmethod
+    def data_overrides(cls, state_shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"state_dim": state_shape[0]}
+
     def _build(self) -> nn.Module:
         c = self.config
         return MLPVectorField(c.state_dim, c.hidden_width, c.n_hidden_layers, c.activation)

@@ -75,6 +75,11 @@ class FNOAdapter(GridOperatorAdapter):
         "grid_size": ((8, 8), (12, 10)),
     }
 
+    profiles = {
+        "quick": {"architecture": {"hidden_channels": 16, "n_layers": 2, "n_modes": (8, 8)}, "zoo": {}},
+        "paper": {"architecture": {"hidden_channels": 32, "n_layers": 4, "n_modes": (12, 12)}, "zoo": {}},
+    }
+
     def _build(self) -> nn.Module:
         c = self.config
         return FNO(

@@ -1,0 +1,212 @@
+"""The zoo builder and format: contents, resume after interruption, checksums, dropped experts, CLI."""
+
+import json
+
+import pytest
+import torch
+
+import weightspace.zoo as zoo_module
+from weightspace.cli import main
+from weightspace.errors import StorageError
+from weightspace.evaluation import evaluate_zoo
+from weightspace.registry import default_registry
+from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
+
+SYSTEM = {"n_b": 2, "n_d": 2, "n_seen": 2, "n_train": 3, "n_test": 1, "n_frames": 11}
+ZOO = {"size": 2, "base_steps": 20, "expert_steps": 10, "eval_every": 5, "unroll": 2, "expert_batch": 2}
+ZOO_CLI = [f"--set=system.{k}={v}" for k, v in SYSTEM.items()] + [f"--set=zoo.{k}={v}" for k, v in ZOO.items()]
+
+
+def tiny_plan(**zoo):
+    return plan_zoo(
+        default_registry(),
+        "lotka-volterra",
+        "mlp-node",
+        "quick",
+        seed=3,
+        system_overrides=SYSTEM,
+        architecture_overrides={"hidden_width": 8},
+        zoo_overrides={**ZOO, "max_loss": 100.0, **zoo},
+    )
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfterFirstEnvironment(ZooProgress):
+    def environment_done(self, env_index):
+        raise Interrupt
+
+
+class Recorder(ZooProgress):
+    def __init__(self):
+        self.stages = []
+
+    def stage(self, name, total):
+        self.stages.append((name, total))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    return build_zoo(tiny_plan(), out)
+
+
+def test_zoo_contents(built):
+    m = built.manifest
+    assert m["format"] == "weightspace-zoo" and m["complete"]
+    assert m["system"] == "lotka-volterra" and m["architecture"] == "mlp-node"
+    assert m["architecture_config"]["state_dim"] == 2 and m["architecture_config"]["hidden_width"] == 8
+    assert len(m["environments"]) == 2 and built.n_experts == 4
+    seeds = [e["seed"] for r in m["environments"] for e in r["experts"]]
+    assert len(set(seeds)) == 4
+    for r in m["environments"]:
+        assert set(r["env_params"]) == {"b", "d"} and len(r["sha256"]) == 64
+        for e in r["experts"]:
+            assert e["perturbed_layer"] in {g.name for g in built.spec.groups}
+            assert e["val_loss"] is not None and e["val_rmse"] is not None and e["train_loss"] is not None
+    params, envs = built.experts()
+    assert params["layers.0.weight"].shape == (4, 8, 2) and envs.tolist() == [
+        r["env_index"] for r in m["environments"] for _ in range(2)
+    ]
+    assert built.base()["layers.0.weight"].shape == (1, 8, 2)
+    # experts are fine-tuned from the base: close to it but not equal
+    assert not torch.equal(params["layers.0.weight"][0], built.base()["layers.0.weight"][0])
+
+
+def test_resume_after_interruption_loses_nothing(tmp_path, built):
+    with pytest.raises(Interrupt):
+        build_zoo(tiny_plan(), tmp_path, progress=StopAfterFirstEnvironment())
+    partial = json.loads((tmp_path / "manifest.json").read_text())
+    assert not partial["complete"] and len(partial["environments"]) == 1
+    first = tmp_path / partial["environments"][0]["file"]
+    stamp = first.stat().st_mtime_ns
+    with pytest.raises(StorageError, match="incomplete"):
+        Zoo.load(tmp_path)
+
+    recorder = Recorder()
+    resumed = build_zoo(tiny_plan(), tmp_path, progress=recorder)
+    assert first.stat().st_mtime_ns == stamp  # the finished environment was not retrained
+    assert [s for s in recorder.stages if "base" in s[0]] == []  # nor the base
+    assert recorder.stages[-1][0].startswith("2 experts x 1 environments")
+    a, b = resumed.experts()[0], built.experts()[0]
+    for k in a:
+        assert torch.equal(a[k], b[k])  # the same zoo as an uninterrupted build
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in built.path.iterdir())
+
+
+def test_tampered_shard_is_detected(tmp_path, built):
+    import shutil
+
+    copy = tmp_path / "zoo"
+    shutil.copytree(built.path, copy)
+    shard = copy / built.manifest["environments"][1]["file"]
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="sha256"):
+        Zoo.load(copy)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, built):
+    import shutil
+
+    shutil.copytree(built.path, tmp_path / "zoo")
+    with pytest.raises(StorageError, match="other settings"):
+        build_zoo(tiny_plan(expert_steps=11), tmp_path / "zoo")
+
+
+def test_diverged_expert_is_dropped_and_recorded(tmp_path, monkeypatch):
+    original = zoo_module.perturb_layer
+    calls = []
+
+    def explode_first(adapter, base, seed, scale):
+        params, layer = original(adapter, base, seed, scale)
+        calls.append(seed)
+        if len(calls) == 1:
+            params = {k: v * 1e4 for k, v in params.items()}
+        return params, layer
+
+    monkeypatch.setattr(zoo_module, "perturb_layer", explode_first)
+    zoo = build_zoo(tiny_plan(max_loss=5.0), tmp_path)
+    first = zoo.manifest["environments"][0]
+    assert len(first["experts"]) == 1 and len(first["dropped"]) == 1
+    assert first["dropped"][0]["seed"] == calls[0]
+    assert "non-finite" in first["dropped"][0]["reason"] or "above 5" in first["dropped"][0]["reason"]
+    assert zoo.experts()[0]["layers.0.weight"].shape[0] == 3
+    assert torch.isfinite(zoo.experts()[0]["layers.0.weight"]).all()
+
+
+def test_random_init_zoo(tmp_path):
+    zoo = build_zoo(tiny_plan(random_init=True, base_steps=10), tmp_path)
+    assert all(e["perturbed_layer"] is None for r in zoo.manifest["environments"] for e in r["experts"])
+
+
+def test_evaluate_rows(built):
+    rows = evaluate_zoo(built, ["one-for-all", "one-per-env", "finetune-L"], observed_frames=3, finetune_steps=5)
+    assert [(r["method"], r["split"]) for r in rows] == [
+        (m, s) for s in ("test_in", "test_out") for m in ("one-for-all", "one-per-env", "finetune-L")
+    ]
+    for r in rows:
+        assert {"system", "architecture", "rmse_mean", "rmse_std", "ssim_mean", "n_envs", "n_traj"} <= set(r)
+        assert r["rmse_mean"] > 0 and r["ssim_mean"] is None
+        assert len(r["rmse_per_step"]) == SYSTEM["n_frames"] - 1
+        assert len(r["per_env"]) == r["n_envs"]
+    assert rows[0]["n_envs"] == 2 and rows[3]["n_envs"] == 2 and rows[0]["n_traj"] == 2
+
+
+def test_cli_zoo_build_info_evaluate(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    argv = ["zoo", "build", "--system", "lotka-volterra", "--arch", "mlp-node", "--out", str(out), "--size", "2"]
+    assert main([*argv, *ZOO_CLI, "--set", "arch.hidden_width=8", "--set", "zoo.max_loss=100"]) == 0
+    assert "zoo: lotka-volterra" in capsys.readouterr().out
+    assert main(["zoo", "info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["complete"]
+    results = tmp_path / "results.json"
+    assert main(["evaluate", "--zoo", str(out), "--method", "one-for-all", "--out", str(results)]) == 0
+    rows = json.loads(results.read_text())
+    assert {r["split"] for r in rows} == {"test_in", "test_out"} and results.with_suffix(".png").stat().st_size > 0
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["zoo", "build", "--system", "lotka-volterra", "--arch", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown architecture 'nope'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "zoo",
+                "build",
+                "--system",
+                "lotka-volterra",
+                "--arch",
+                "mlp-node",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "size=3",
+            ]
+        )
+        == 2
+    )
+    assert "prefix the key" in capsys.readouterr().err
+    assert main(["zoo", "info", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "zoo",
+                "build",
+                "--system",
+                "lotka-volterra",
+                "--arch",
+                "mlp-node",
+                "--out",
+                str(tmp_path),
+                "--set",
+                "arch.state_dim=3",
+            ]
+        )
+        == 2
+    )
+    assert "does not fit" in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""The reference baselines, made by the zoo's own trainer: One-for-All, One-per-Env and finetune-L.
+
+Each gives one expert per evaluated environment, stacked ``[E, ...]``, and the wall time it took:
+
+- ``one-for-all``: the zoo's base expert (ERM over all seen environments), the same for every environment.
+- ``one-per-env``: the base fine-tuned on the evaluated environment's own training trajectories
+  (simulated for unseen environments): the upper bound a generated expert is compared with.
+- ``finetune-L``: the base fine-tuned for a fixed number of gradient steps on only the first L
+  observed frames of one trajectory of the environment: the gradient-based adaptation that
+  generation from the same L frames must beat in time and accuracy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from weightspace.errors import ConfigError
+from weightspace.graph import Params
+from weightspace.simulation import simulate_split
+from weightspace.system import System, derived_seed
+from weightspace.trainer import TrainingData, train_experts
+from weightspace.zoo import Zoo
+
+BASELINES = ("one-for-all", "one-per-env", "finetune-L")
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """One expert per environment and the adaptation's wall time per environment."""
+
+    params: Params
+    seconds_per_env: float
+
+
+def environment_trajectories(
+    system: System, env_index: torch.Tensor, n_traj: int, seed: int, stream: str
+) -> torch.Tensor:
+    """Fresh trajectories ``[E, n_traj, T, *state]`` of environments (by index), from their own seed stream."""
+    return simulate_split(system, env_index, n_traj, seed, stream)
+
+
+def one_for_all(zoo: Zoo, n_envs: int) -> Adapted:
+    base = zoo.base()
+    return Adapted({k: v.expand(n_envs, *v.shape[1:]).clone() for k, v in base.items()}, 0.0)
+
+
+def one_per_env(zoo: Zoo, env_index: torch.Tensor, train: torch.Tensor, steps: int | None = None) -> Adapted:
+    """The base fine-tuned on each environment's trajectories ``train`` ``[E, n, T, *state]`` (the
+    last ``n_val`` held out for early stopping); ``steps`` defaults to twice the zoo experts' budget."""
+    settings = zoo.zoo_settings
+    config = settings.training(base=False)
+    config = replace(config, steps=steps or 2 * config.steps)
+    n_val = settings.n_val if train.shape[1] > settings.n_val else 0
+    data = TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
+    return _finetune(zoo, env_index, data, config, "one-per-env")
+
+
+def finetune_observed(zoo: Zoo, env_index: torch.Tensor, observed: torch.Tensor, steps: int) -> Adapted:
+    """The base fine-tuned for exactly ``steps`` steps on observed frames ``[E, L, *state]`` (L >= 2)."""
+    n_obs = observed.shape[1]
+    if n_obs < 2:
+        raise ConfigError(f"finetune-L needs at least 2 observed frames to fit a step; got L={n_obs}")
+    base = zoo.zoo_settings.training(base=False)
+    config = replace(base, steps=steps, unroll=min(base.unroll, n_obs - 1), eval_every=steps, patience=steps)
+    data = TrainingData(observed[:, None], observed[:, None], zoo.scale, zoo.dt)
+    return _finetune(zoo, env_index, data, config, f"finetune-{n_obs}")
+
+
+def _finetune(zoo: Zoo, env_index: torch.Tensor, data: TrainingData, config, label: str) -> Adapted:
+    n = len(env_index)
+    init = one_for_all(zoo, n).params
+    seeds = [derived_seed(zoo.manifest["seed"], label, int(e)) for e in env_index]
+    start = time.perf_counter()
+    result = train_experts(
+        zoo.adapter, init, data, list(range(n)), seeds, config, expert_batch=zoo.zoo_settings.expert_batch
+    )
+    return Adapted(result.params, (time.perf_counter() - start) / n)

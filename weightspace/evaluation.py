@@ -1,0 +1,143 @@
+"""Evaluate experts by rollout on the test splits, and summarise results as rows of one schema.
+
+Every method yields one expert per evaluated environment. Each test trajectory is predicted from its
+initial frame over the whole horizon (autoregressively for operators, by ODE integration for vector
+fields), batched over experts and trajectories, and scored with :mod:`weightspace.metrics`. A row
+(one per method and split) holds::
+
+    system, architecture, method, split, rmse_mean, rmse_std, ssim_mean, valid_horizon,
+    n_envs, n_traj, seconds_per_env, rmse_per_step, per_env
+
+where mean and std run over all test trajectories of all environments of the split, and
+``per_env`` lists each environment's parameters and mean RMSE (for maps over the environment grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.baselines import (
+    BASELINES,
+    Adapted,
+    environment_trajectories,
+    finetune_observed,
+    one_for_all,
+    one_per_env,
+)
+from weightspace.errors import ConfigError
+from weightspace.graph import Params
+from weightspace.metrics import RolloutMetrics, rollout_metrics
+from weightspace.trajectories import ChannelScale, by_environment
+from weightspace.zoo import Zoo
+
+TEST_SPLITS = ("test_in", "test_out")
+
+
+def rollout_experts(
+    adapter: ArchitectureAdapter,
+    params: Params,
+    trajectories: torch.Tensor,
+    scale: ChannelScale,
+    dt: float,
+    expert_batch: int = 16,
+) -> RolloutMetrics:
+    """Metrics of expert e predicting trajectories ``[E, n, T, *state]`` of environment e from frame 0."""
+    parts = []
+    n_envs, n_steps = trajectories.shape[0], trajectories.shape[2] - 1
+    with torch.no_grad():
+        for lo in range(0, n_envs, expert_batch):
+            idx = slice(lo, lo + expert_batch)
+            traj = trajectories[idx]
+            pred = adapter.rollout({k: v[idx] for k, v in params.items()}, traj[:, :, 0], n_steps, dt)
+            parts.append(rollout_metrics(pred, traj, scale))
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    return RolloutMetrics(cat("rmse"), cat("rmse_per_step"), cat("ssim_per_step"), cat("valid_horizon"))
+
+
+def summary_row(
+    metrics: RolloutMetrics, env_index: torch.Tensor, env_params: torch.Tensor, param_names: Sequence[str]
+) -> dict[str, Any]:
+    """The schema's metric fields from per-trajectory metrics ``[E, n]``."""
+    rmse = metrics.rmse.flatten()
+    return {
+        "rmse_mean": float(rmse.mean()),
+        "rmse_std": float(rmse.std(correction=0)),
+        "ssim_mean": None if metrics.ssim_per_step is None else float(metrics.ssim_per_step.mean()),
+        "valid_horizon": None if metrics.valid_horizon is None else float(metrics.valid_horizon.float().mean()),
+        "n_envs": int(metrics.rmse.shape[0]),
+        "n_traj": int(rmse.numel()),
+        "rmse_per_step": metrics.rmse_per_step.flatten(0, -2).mean(dim=0).tolist(),
+        "per_env": [
+            {"env_index": int(e), "env_params": dict(zip(param_names, p.tolist())), "rmse": float(r)}
+            for e, p, r in zip(env_index, env_params, metrics.rmse.mean(dim=1))
+        ],
+    }
+
+
+def adapt_baseline(
+    zoo: Zoo,
+    method: str,
+    split: str,
+    env_index: torch.Tensor,
+    *,
+    observed_frames: int = 4,
+    finetune_steps: int = 100,
+) -> Adapted:
+    """One expert per environment of ``split`` by a baseline method (see :mod:`weightspace.baselines`)."""
+    if method not in BASELINES:
+        raise ConfigError(f"unknown method {method!r}; methods: {', '.join(BASELINES)}")
+    seed = zoo.manifest["seed"]
+    if method == "one-for-all":
+        return one_for_all(zoo, len(env_index))
+    system = zoo.system()
+    if method == "one-per-env":
+        if split == "test_in":
+            train = by_environment(zoo.dataset()["train"])[2]
+        else:
+            train = environment_trajectories(system, env_index, system.settings.n_train, seed, "oracle")
+        return one_per_env(zoo, env_index, train)
+    observed = environment_trajectories(system, env_index, 1, seed, "observed")[:, 0, :observed_frames]
+    return finetune_observed(zoo, env_index, observed, finetune_steps)
+
+
+def evaluate_zoo(
+    zoo: Zoo,
+    methods: Sequence[str],
+    *,
+    observed_frames: int = 4,
+    finetune_steps: int = 100,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> list[dict[str, Any]]:
+    """Rows for every baseline method on both test splits of the zoo's dataset."""
+    dataset = zoo.dataset()
+    rows = []
+    for split in TEST_SPLITS:
+        env_index, env_params, traj = by_environment(dataset[split])
+        for method in methods:
+            log(f"{method} on {split} ({len(env_index)} environments)")
+            adapted = adapt_baseline(
+                zoo, method, split, env_index, observed_frames=observed_frames, finetune_steps=finetune_steps
+            )
+            metrics = rollout_experts(
+                zoo.adapter, adapted.params, traj, zoo.scale, zoo.dt, zoo.zoo_settings.expert_batch
+            )
+            rows.append(
+                {
+                    "system": zoo.manifest["system"],
+                    "architecture": zoo.manifest["architecture"],
+                    "method": method,
+                    "split": split,
+                    **summary_row(metrics, env_index, env_params, zoo.manifest["param_names"]),
+                    "seconds_per_env": adapted.seconds_per_env,
+                    **({"observed_frames": observed_frames} if method == "finetune-L" else {}),
+                }
+            )
+    return rows

@@ -1,0 +1,473 @@
+"""The domain-adaptive model zoo (DynaDiff, section 3.2): its settings, builder and on-disk format.
+
+A zoo for a system and an architecture holds a *base* expert, trained on all seen environments
+(empirical risk minimisation, the One-for-All baseline), and, for every seen environment, ``size``
+experts made by adding Gaussian noise to one randomly chosen layer (node group) of the base, a
+different layer and seed per expert, and fine-tuning on that environment. With ``random_init``
+the experts start from random initialisations instead (the paper's "w/o domain init" ablation).
+
+On disk (``docs/zoo-format.md``)::
+
+    DIR/manifest.json            what was built, how, and the sha256 of every shard
+    DIR/dataset.h5               the system's trajectories the zoo was trained on
+    DIR/base.safetensors         the base expert, parameters [1, ...]
+    DIR/env-0007.safetensors     the kept experts of environment 7, parameters [K, ...]
+
+Shards and the manifest are written atomically, the manifest after each shard, so an interrupted
+build resumes where it stopped: finished environments are verified and kept, the rest are trained
+(from seeds that do not depend on what was done before, so the result is the same). Experts whose
+best validation loss is not finite or above ``max_loss`` are dropped and recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightspace import __version__
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.config import config_to_dict, make_config, require_positive
+from weightspace.dataset import Dataset, load_dataset, write_dataset
+from weightspace.errors import ConfigError, StorageError, WeightspaceError
+from weightspace.graph import GraphSpec, Params
+from weightspace.metrics import rollout_metrics
+from weightspace.registry import Registry, default_registry
+from weightspace.simulation import build_dataset
+from weightspace.storage import atomic_path, load_tensors, save_tensors
+from weightspace.system import System, derived_seed
+from weightspace.trainer import TrainConfig, TrainingData, TrainResult, train_experts
+from weightspace.trajectories import ChannelScale, by_environment
+
+FORMAT = "weightspace-zoo"
+FORMAT_VERSION = 1
+
+
+class TrainingError(WeightspaceError):
+    """Training failed in a way the user must act on (e.g. the base expert diverged)."""
+
+
+@dataclass(frozen=True)
+class ZooSettings:
+    size: int = 10
+    """Experts per seen environment."""
+    random_init: bool = False
+    """Start experts from random initialisations instead of the perturbed base (ablation)."""
+    perturb_scale: float = 0.1
+    """Std of the noise added to the chosen layer, relative to that layer's own std."""
+    n_val: int = 1
+    """Training trajectories per environment held out for validation (early stopping, manifest RMSE)."""
+    base_steps: int = 2000
+    expert_steps: int = 300
+    """Steps of each expert's fine-tuning (from random init: ``base_steps``)."""
+    lr: float = 2e-3
+    """Peak learning rate of the base (and of experts from random init)."""
+    expert_lr: float = 1e-3
+    batch_size: int = 16
+    unroll: int = 1
+    eval_every: int = 50
+    patience: int = 4
+    grad_clip: float = 1.0
+    expert_batch: int = 16
+    """Experts trained together as one stacked tensor (1: one at a time); see benchmarks/."""
+    max_loss: float = 1.0
+    """Normalized validation MSE above which an expert counts as diverged (1 = no better than the mean)."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "size", "perturb_scale", "n_val", "base_steps", "expert_steps", "lr", "expert_lr")
+        require_positive(self, "batch_size", "unroll", "eval_every", "patience", "grad_clip", "expert_batch")
+        require_positive(self, "max_loss")
+
+    def training(self, *, base: bool) -> TrainConfig:
+        """The trainer config of the base (or of experts from random init) or of fine-tuned experts."""
+        scratch = base or self.random_init
+        return TrainConfig(
+            steps=self.base_steps if scratch else self.expert_steps,
+            lr=self.lr if scratch else self.expert_lr,
+            batch_size=self.batch_size,
+            unroll=self.unroll,
+            grad_clip=self.grad_clip,
+            eval_every=self.eval_every,
+            patience=self.patience,
+        )
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"size": 8, "base_steps": 1000, "expert_steps": 200, "eval_every": 50},
+    "paper": {"size": 100, "base_steps": 20000, "expert_steps": 2000, "batch_size": 32, "eval_every": 200},
+}
+
+
+@dataclass(frozen=True)
+class ZooPlan:
+    """Everything that determines a zoo: system (with profile settings), architecture, settings, seed."""
+
+    system: System
+    adapter: ArchitectureAdapter
+    settings: ZooSettings
+    seed: int
+
+    def identity(self) -> dict[str, Any]:
+        """The JSON description a zoo directory must match to be resumed."""
+        return {
+            "system": self.system.name,
+            "profile": self.system.profile,
+            "system_settings": config_to_dict(self.system.settings),
+            "architecture": self.adapter.name,
+            "architecture_config": config_to_dict(self.adapter.config),
+            "settings": config_to_dict(self.settings),
+            "seed": self.seed,
+        }
+
+
+def plan_zoo(
+    registry: Registry,
+    system: str,
+    architecture: str,
+    profile: str = "quick",
+    seed: int = 0,
+    *,
+    system_overrides: dict[str, Any] | None = None,
+    architecture_overrides: dict[str, Any] | None = None,
+    zoo_overrides: dict[str, Any] | None = None,
+) -> ZooPlan:
+    """Resolve names and overrides into a :class:`ZooPlan`: profile defaults, then the architecture's
+    own profile, then the user's overrides; the architecture's channels and grid follow the data."""
+    sys_obj = registry.system(system, profile, system_overrides)
+    cls = registry.get("architectures", architecture)
+    arch_profile = cls.profiles.get(profile, {})
+    state_shape = tuple(sys_obj.initial_conditions(sys_obj.environments()[0], 1, torch.Generator()).shape[1:])
+    implied = cls.data_overrides(state_shape)
+    user = dict(architecture_overrides or {})
+    for key, value in implied.items():
+        if key in user and cls.from_overrides({key: user[key]}).config.__dict__[key] != value:
+            raise ConfigError(f"{architecture} {key}={user[key]!r} does not fit {system}'s data, which needs {value!r}")
+    adapter = cls.from_overrides({**arch_profile.get("architecture", {}), **user, **implied})
+    settings = make_config(
+        ZooSettings,
+        {**PROFILES.get(profile, {}), **arch_profile.get("zoo", {}), **(zoo_overrides or {})},
+        owner="zoo",
+    )
+    return ZooPlan(sys_obj, adapter, settings, seed)
+
+
+# -- on-disk format ------------------------------------------------------------------------------
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    with atomic_path(out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"{path} is not valid JSON: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise StorageError(f"{path} is not a weightspace zoo manifest")
+    return manifest
+
+
+def _shard_ok(out: Path, record: dict[str, Any]) -> bool:
+    path = out / record["file"]
+    return path.is_file() and sha256(path) == record["sha256"]
+
+
+def _save_shard(out: Path, name: str, params: Params, record: dict[str, Any]) -> dict[str, Any]:
+    path = out / name
+    save_tensors(path, params, {"record": json.dumps(record)})
+    return {**record, "file": name, "sha256": sha256(path)}
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A zoo directory, its manifest checked against the shards' checksums on load."""
+
+    path: Path
+    manifest: dict[str, Any]
+    adapter: ArchitectureAdapter
+    scale: ChannelScale
+    spec: GraphSpec = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path, registry: Registry | None = None) -> Zoo:
+        path, registry = Path(path), registry or default_registry()
+        manifest = _read_manifest(path)
+        if manifest is None:
+            raise StorageError(f"{path} is not a zoo: no manifest.json")
+        if not manifest.get("complete"):
+            raise StorageError(f"zoo {path} is incomplete; rerun `weightspace zoo build` with the same options")
+        for record in [manifest["base"], *manifest["environments"]]:
+            if not _shard_ok(path, record):
+                raise StorageError(f"zoo shard {path / record['file']} is missing or does not match its sha256")
+        adapter = registry.architecture(manifest["architecture"], manifest["architecture_config"])
+        if adapter.spec != GraphSpec.from_json(json.dumps(manifest["graph_spec"])):
+            raise StorageError(f"zoo {path}: the graph spec in the manifest does not match {adapter.name}'s")
+        scale = ChannelScale.from_dict(manifest["normalization"], adapter.input_ndim)
+        return cls(path, manifest, adapter, scale, adapter.spec)
+
+    def system(self, registry: Registry | None = None) -> System:
+        return (registry or default_registry()).system(
+            self.manifest["system"], self.manifest["profile"], self.manifest["system_settings"]
+        )
+
+    def dataset(self) -> Dataset:
+        return load_dataset(self.path / self.manifest["dataset"])
+
+    def base(self) -> Params:
+        """The base (One-for-All) expert, parameters ``[1, ...]``."""
+        return load_tensors(self.path / self.manifest["base"]["file"])[0]
+
+    def experts(self) -> tuple[Params, torch.Tensor]:
+        """All kept experts ``{name: [N, ...]}`` and the environment index of each ``[N]``."""
+        parts, envs = [], []
+        for record in self.manifest["environments"]:
+            params = load_tensors(self.path / record["file"])[0]
+            parts.append(params)
+            envs.append(torch.full((len(record["experts"]),), record["env_index"]))
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, torch.cat(envs)
+
+    @property
+    def zoo_settings(self) -> ZooSettings:
+        return make_config(ZooSettings, self.manifest["settings"], owner=f"zoo {self.path}")
+
+    @property
+    def dt(self) -> float:
+        return float(self.manifest["dt"])
+
+    @property
+    def n_experts(self) -> int:
+        return sum(len(r["experts"]) for r in self.manifest["environments"])
+
+
+# -- building ------------------------------------------------------------------------------------
+def perturb_layer(adapter: ArchitectureAdapter, base: Params, seed: int, scale: float) -> tuple[Params, str]:
+    """``base`` (one network, ``[1, ...]``) with Gaussian noise on one node group chosen by ``seed``:
+    noise std = ``scale`` x the group's feature std. Returns the parameters and the group's name."""
+    generator = torch.Generator().manual_seed(seed)
+    graph = adapter.to_graph(base)
+    choice = int(torch.randint(len(graph.spec.groups), (1,), generator=generator))
+    name = graph.spec.groups[choice].name
+
+    def noisy(g, t: torch.Tensor) -> torch.Tensor:
+        if g.name != name:
+            return t
+        return t + scale * t.std() * torch.randn(t.shape, generator=generator, dtype=t.dtype)
+
+    return adapter.from_graph(graph.map(noisy)), name
+
+
+def _dataset(plan: ZooPlan, out: Path, device: torch.device, log: Callable[[str], None]) -> Dataset:
+    path = out / "dataset.h5"
+    if path.exists():
+        dataset = load_dataset(path)
+        recorded = (dataset.attrs["system"], dataset.attrs["seed"], dataset.attrs["settings"])
+        wanted = (plan.system.name, plan.seed, config_to_dict(plan.system.settings))
+        if recorded != wanted:
+            raise StorageError(
+                f"{path} was simulated with other settings than this zoo's; remove it or use another --out"
+            )
+        return dataset
+    log(f"simulating {plan.system.name} ({plan.system.profile})")
+    dataset = build_dataset(plan.system, plan.seed, device=device)
+    write_dataset(path, dataset)
+    return dataset
+
+
+def _split_validation(traj: torch.Tensor, n_val: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if traj.shape[1] <= n_val:
+        raise ConfigError(f"n_val={n_val} leaves no training trajectories ({traj.shape[1]} per environment)")
+    return traj[:, :-n_val], traj[:, -n_val:]
+
+
+def _expert_record(result: TrainResult, i: int, val_rmse: float) -> dict[str, Any]:
+    return {
+        "train_loss": _num(result.train_loss[i]),
+        "val_loss": _num(result.val_loss[i]),
+        "val_rmse": _num(val_rmse),
+        "best_step": int(result.best_step[i]),
+    }
+
+
+def _num(x: torch.Tensor | float) -> float | None:
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def _validation_rmse(
+    adapter: ArchitectureAdapter, params: Params, val: torch.Tensor, data: TrainingData
+) -> torch.Tensor:
+    """Rollout RMSE of each expert ``[B]`` on its validation trajectories ``[B, n, T, *state]``."""
+    with torch.no_grad():
+        pred = adapter.rollout(params, val[:, :, 0], val.shape[2] - 1, data.dt)
+    return rollout_metrics(pred, val, data.scale).rmse.mean(dim=1)
+
+
+class ZooProgress:
+    """Callbacks a builder reports to (the CLI draws rich progress bars; tests count calls)."""
+
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+    def environment_done(self, env_index: int) -> None: ...
+
+
+def build_zoo(
+    plan: ZooPlan,
+    out: str | Path,
+    device: str | torch.device = "cpu",
+    progress: ZooProgress | None = None,
+    registry: Registry | None = None,
+) -> Zoo:
+    """Build (or resume) the zoo of ``plan`` in ``out`` and return it loaded and verified."""
+    out, device, progress = Path(out), torch.device(device), progress or ZooProgress()
+    out.mkdir(parents=True, exist_ok=True)
+    adapter, s = plan.adapter, plan.settings
+    identity = plan.identity()
+    manifest = _read_manifest(out)
+    if manifest is not None and {k: manifest.get(k) for k in identity} != identity:
+        changed = sorted(k for k in identity if manifest.get(k) != identity[k])
+        raise StorageError(f"{out} holds a zoo built with other {', '.join(changed)}; use another --out")
+
+    dataset = _dataset(plan, out, device, progress.log)
+    seen, seen_params, train_traj = by_environment(dataset["train"])
+    train, val = _split_validation(train_traj.to(device), s.n_val)
+    scale = ChannelScale.fit(train, adapter.input_ndim)
+    if manifest is None:
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "version": f"weightspace {__version__}, torch {torch.__version__}",
+            **identity,
+            "graph_spec": json.loads(adapter.spec.to_json()),
+            "param_names": dataset.attrs["param_names"],
+            "dt": dataset.dt,
+            "dataset": "dataset.h5",
+            "dataset_sha256": sha256(out / "dataset.h5"),
+            "normalization": scale.to_dict(),
+            "base": None,
+            "environments": [],
+            "complete": False,
+        }
+        _write_manifest(out, manifest)
+
+    # the base expert: ERM over all seen environments pooled into one data group
+    pooled = TrainingData(train.flatten(0, 1)[None], val.flatten(0, 1)[None], scale, dataset.dt)
+    if manifest["base"] is not None and _shard_ok(out, manifest["base"]):
+        base = load_tensors(out / manifest["base"]["file"], device)[0]
+    else:
+        config = s.training(base=True)
+        progress.stage("base expert (all seen environments)", config.steps)
+        base_seed = derived_seed(plan.seed, "base")
+        init = adapter.init_params(1, base_seed, device)
+        result = train_experts(adapter, init, pooled, [0], [base_seed], config, advance=progress.advance)
+        rmse = _validation_rmse(adapter, result.params, pooled.val, pooled)
+        if not (result.val_loss[0] <= s.max_loss):
+            raise TrainingError(
+                f"the base expert diverged (validation loss {float(result.val_loss[0]):.3g} > max_loss "
+                f"{s.max_loss:g}); lower lr or check the data"
+            )
+        base = result.params
+        record = {"seed": base_seed, **_expert_record(result, 0, float(rmse[0])), "seconds": result.seconds}
+        manifest["base"] = _save_shard(out, "base.safetensors", base, record)
+        _write_manifest(out, manifest)
+
+    # the experts, environment by environment; environments already on disk are kept
+    done = {r["env_index"] for r in manifest["environments"] if _shard_ok(out, r)}
+    manifest["environments"] = [r for r in manifest["environments"] if r["env_index"] in done]
+    pending = [i for i, e in enumerate(seen.tolist()) if e not in done]
+    per_env = TrainingData(train, val, scale, dataset.dt)
+    config = s.training(base=False)
+    progress.stage(f"{s.size} experts x {len(pending)} environments", len(pending) * s.size * config.steps)
+    jobs = [(pos, slot) for pos in pending for slot in range(s.size)]
+    finished: dict[int, list[tuple[int, Params, dict[str, Any]]]] = {}
+    for lo in range(0, len(jobs), s.expert_batch):
+        chunk = jobs[lo : lo + s.expert_batch]
+        seeds = [derived_seed(plan.seed, "expert", int(seen[pos]), slot) for pos, slot in chunk]
+        inits, layers = [], []
+        for seed in seeds:
+            if s.random_init:
+                inits.append(adapter.init_params(1, seed, device))
+                layers.append(None)
+            else:
+                params, layer = perturb_layer(adapter, base, seed, s.perturb_scale)
+                inits.append(params)
+                layers.append(layer)
+        init = {k: torch.cat([p[k] for p in inits]) for k in inits[0]}
+        group = [pos for pos, _ in chunk]
+        result = train_experts(adapter, init, per_env, group, seeds, config, advance=progress.advance)
+        rmse = _validation_rmse(adapter, result.params, val[group], per_env)
+        for i, (pos, slot) in enumerate(chunk):
+            record = {
+                "slot": slot,
+                "seed": seeds[i],
+                "perturbed_layer": layers[i],
+                **_expert_record(result, i, rmse[i]),
+            }
+            finished.setdefault(pos, []).append((slot, {k: v[i] for k, v in result.params.items()}, record))
+            if len(finished[pos]) == s.size:
+                manifest["environments"].append(
+                    _finish_environment(out, plan, seen, seen_params, pos, finished.pop(pos))
+                )
+                manifest["environments"].sort(key=lambda r: r["env_index"])
+                _write_manifest(out, manifest)
+                progress.environment_done(int(seen[pos]))
+
+    manifest["complete"] = True
+    _write_manifest(out, manifest)
+    return Zoo.load(out, registry)
+
+
+def _finish_environment(
+    out: Path,
+    plan: ZooPlan,
+    seen: torch.Tensor,
+    seen_params: torch.Tensor,
+    pos: int,
+    experts: list[tuple[int, Params, dict[str, Any]]],
+) -> dict[str, Any]:
+    """Store an environment's kept experts as one shard; diverged ones are recorded, not stored."""
+    max_loss = plan.settings.max_loss
+    kept = [
+        (p, r)
+        for _, p, r in sorted(experts, key=lambda e: e[0])
+        if r["val_loss"] is not None and r["val_loss"] <= max_loss
+    ]
+    dropped = [
+        {
+            **r,
+            "reason": "non-finite validation loss" if r["val_loss"] is None else f"validation loss above {max_loss:g}",
+        }
+        for _, _, r in sorted(experts, key=lambda e: e[0])
+        if r["val_loss"] is None or r["val_loss"] > max_loss
+    ]
+    env_index = int(seen[pos])
+    record = {
+        "env_index": env_index,
+        "env_params": dict(zip(plan.system.param_names, seen_params[pos].tolist())),
+        "experts": [r for _, r in kept],
+        "dropped": dropped,
+    }
+    if not kept:
+        raise TrainingError(f"every expert of environment {env_index} diverged; lower expert_lr or perturb_scale")
+    params = {k: torch.stack([p[k] for p, _ in kept]) for k in kept[0][0]}
+    return _save_shard(out, f"env-{env_index:04d}.safetensors", params, record)
