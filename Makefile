@@ -13,12 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Until the pipeline lands: the plugins, an architecture's weight graph, and two quick datasets.
+# The pipeline as far as it exists: a quick Lotka-Volterra zoo (resumable) and its baselines' rollouts.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
-	$(BIN)/weightspace inspect fno --set hidden_channels=16 --set n_layers=2
-	$(BIN)/weightspace simulate lotka-volterra --profile quick --out runs/demo
-	$(BIN)/weightspace simulate kolmogorov --profile quick --out runs/demo
+	$(BIN)/weightspace zoo build --system lotka-volterra --arch mlp-node --profile quick --out runs/demo/lv-zoo
+	$(BIN)/weightspace evaluate --zoo runs/demo/lv-zoo --out runs/demo/lv-zoo/results.json
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
@@ -33,6 +32,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/functional_batching.py
+	$(BIN)/python benchmarks/expert_training.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

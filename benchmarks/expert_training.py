@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import torch
 from rich.console import Console
@@ -33,20 +34,19 @@ CASES = (("fno", "kolmogorov"), ("mlp-node", "lotka-volterra"))
 
 def _data(plan, n_groups: int = 4, n_traj: int = 5) -> TrainingData:
     system = plan.system
-    x0 = system.initial_conditions(system.environments()[0], 1, torch.Generator().manual_seed(0))[0].float()
-    frames = system.settings.n_frames
-    noise = torch.randn(n_groups, n_traj, frames, *x0.shape, generator=torch.Generator().manual_seed(1))
-    traj = x0 + 0.05 * noise.cumsum(dim=2)
-    return TrainingData(traj[:, :-1], traj[:, -1:], ChannelScale.fit(traj, x0.dim()), system.settings.dt)
+    shape = (n_groups, n_traj, system.settings.n_frames, *system.state_shape())
+    traj = 2 + 0.05 * torch.randn(shape, generator=torch.Generator().manual_seed(1)).cumsum(dim=2)
+    return TrainingData(traj[:, :-1], traj[:, -1:], ChannelScale.fit(traj, len(shape) - 3), system.settings.dt)
 
 
 def measure(arch: str, system: str, k: int, steps: int) -> dict:
     plan = plan_zoo(default_registry(), system, arch, "quick")
     data = _data(plan)
     config = plan.settings.training(base=False)
-    timed = type(config)(**{**config.__dict__, "steps": steps, "eval_every": steps, "patience": steps})
+    timed = replace(config, steps=steps, eval_every=steps, patience=steps)
     init = plan.adapter.init_params(k, seed=0)
     group, seeds = [i % data.train.shape[0] for i in range(k)], list(range(k))
+    train_experts(plan.adapter, init, data, group, seeds, replace(timed, steps=1))  # warm-up
     times = {}
     for label, batch in (("batched", k), ("looped", 1)):
         start = time.perf_counter()

@@ -2,6 +2,7 @@ import h5py
 import pytest
 import torch
 
+import weightspace as ws
 from weightspace.dataset import Dataset, Split, load_dataset, write_dataset
 from weightspace.errors import SimulationError, StorageError
 from weightspace.registry import default_registry
@@ -99,3 +100,16 @@ def test_inconsistent_split_is_rejected():
         Split(torch.zeros(3, 2, 2), torch.zeros(2, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(StorageError, match="incomplete dataset"):
         write_dataset("/tmp/never.h5", Dataset({}, {}))
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("lotka-volterra", {"n_b": 2, "n_d": 2, "n_seen": 2, "n_frames": 3}),
+        ("lambda-omega", {"n_beta": 2, "n_seen": 1, "n_frames": 2, "resolution": 16, "sim_resolution": 32}),
+    ],
+)
+def test_state_shape_matches_the_simulated_frames(name, overrides):
+    system = ws.system(name, **overrides)
+    traj = system.simulate(torch.tensor([0]), 1, seed=0)
+    assert tuple(traj.shape[3:]) == system.state_shape()

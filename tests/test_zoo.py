@@ -210,3 +210,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         == 2
     )
     assert "does not fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_lotka_volterra_zoo_end_to_end(tmp_path):
+    """The quick profile's training on a 3x3 grid: One-per-Env beats One-for-All out of domain."""
+    plan = plan_zoo(
+        default_registry(),
+        "lotka-volterra",
+        "mlp-node",
+        "quick",
+        seed=0,
+        system_overrides={"n_b": 3, "n_d": 3, "n_seen": 4},
+        zoo_overrides={"size": 2},
+    )
+    zoo = build_zoo(plan, tmp_path)
+    assert zoo.n_experts == 8
+    rows = {(r["method"], r["split"]): r for r in evaluate_zoo(zoo, ["one-for-all", "one-per-env"])}
+    for split in ("test_in", "test_out"):
+        assert rows["one-per-env", split]["rmse_mean"] < 0.5 * rows["one-for-all", split]["rmse_mean"]
+    experts = [e["val_rmse"] for r in zoo.manifest["environments"] for e in r["experts"]]
+    assert max(experts) < zoo.manifest["base"]["val_rmse"]  # experts fit their environment better than the base

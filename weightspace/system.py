@@ -71,6 +71,10 @@ class System(ABC):
         """The full environment grid ``[E, P]`` (float64), in a fixed order."""
 
     @abstractmethod
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of one saved frame: ``(C, H, W)`` for fields, ``(D,)`` for ODE states."""
+
+    @abstractmethod
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` random initial states ``[n, *state]`` for one environment ``[P]``."""
 

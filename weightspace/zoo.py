@@ -99,8 +99,16 @@ class ZooSettings:
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {"size": 8, "base_steps": 1000, "expert_steps": 200, "eval_every": 50},
-    "paper": {"size": 100, "base_steps": 20000, "expert_steps": 2000, "batch_size": 32, "eval_every": 200},
+    # expert_batch 4: the fastest chunk for the quick FNO on 2 CPU cores (benchmarks/README.md)
+    "quick": {"size": 8, "base_steps": 1000, "expert_steps": 200, "eval_every": 50, "expert_batch": 4},
+    "paper": {
+        "size": 100,
+        "base_steps": 20000,
+        "expert_steps": 2000,
+        "batch_size": 32,
+        "eval_every": 200,
+        "expert_batch": 16,
+    },
 }
 
 
@@ -142,8 +150,7 @@ def plan_zoo(
     sys_obj = registry.system(system, profile, system_overrides)
     cls = registry.get("architectures", architecture)
     arch_profile = cls.profiles.get(profile, {})
-    state_shape = tuple(sys_obj.initial_conditions(sys_obj.environments()[0], 1, torch.Generator()).shape[1:])
-    implied = cls.data_overrides(state_shape)
+    implied = cls.data_overrides(sys_obj.state_shape())
     user = dict(architecture_overrides or {})
     for key, value in implied.items():
         if key in user and cls.from_overrides({key: user[key]}).config.__dict__[key] != value:

@@ -82,6 +82,9 @@ class CylinderFlow(System):
         grid[:, 1] *= s.ny  # radius in cells
         return grid
 
+    def state_shape(self) -> tuple[int, ...]:
+        return (2, self.settings.ny, self.settings.nx)
+
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         """Velocity fields ``[n, 2, ny, nx]``: the inlet speed, a transverse kick of random sign and
         strength (0.5 to 1.5 times ``kick``) in a blob behind the cylinder, and small random noise."""

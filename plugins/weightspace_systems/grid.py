@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from weightspace.config import require_positive
-from weightspace.system import SystemSettings
+from weightspace.system import System, SystemSettings
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class GridSettings(SystemSettings):
             raise ValueError("burn_in must not be negative")
         if self.resolution > self.sim_resolution or self.resolution % 2 or self.sim_resolution % 2:
             raise ValueError("resolution and sim_resolution must be even, with resolution <= sim_resolution")
+
+
+class GridSystem(System):
+    """A system of fields on a periodic ``resolution`` x ``resolution`` grid (settings: :class:`GridSettings`)."""
+
+    def state_shape(self) -> tuple[int, ...]:
+        return (len(self.channel_names), self.settings.resolution, self.settings.resolution)
 
 
 def spectral_downsample(fields: torch.Tensor, n: int) -> torch.Tensor:

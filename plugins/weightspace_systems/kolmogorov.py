@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from weightspace.config import require_positive
-from weightspace.system import System, linspace_grid
-from weightspace_systems.grid import GridSettings, periodic_coordinates, spectral_downsample
+from weightspace.system import linspace_grid
+from weightspace_systems.grid import GridSettings, GridSystem, periodic_coordinates, spectral_downsample
 from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
@@ -42,7 +42,7 @@ class KolmogorovSettings(GridSettings):
             raise ValueError("drag must not be negative")
 
 
-class Kolmogorov(System):
+class Kolmogorov(GridSystem):
     name = "kolmogorov"
     param_names = ("Re",)
     channel_names = ("vorticity",)

@@ -24,8 +24,14 @@ import torch
 
 from weightspace.config import require_positive
 from weightspace.errors import SimulationError
-from weightspace.system import System, linspace_grid
-from weightspace_systems.grid import GridSettings, periodic_coordinates, rfft_wavenumbers, spectral_downsample
+from weightspace.system import linspace_grid
+from weightspace_systems.grid import (
+    GridSettings,
+    GridSystem,
+    periodic_coordinates,
+    rfft_wavenumbers,
+    spectral_downsample,
+)
 from weightspace_systems.timestepping import ifrk4_step
 
 
@@ -44,7 +50,7 @@ class LambdaOmegaSettings(GridSettings):
         require_positive(self, "mu", "beta_range", "n_beta", "length", "max_step")
 
 
-class LambdaOmega(System):
+class LambdaOmega(GridSystem):
     name = "lambda-omega"
     param_names = ("beta",)
     channel_names = ("u", "v")

@@ -55,6 +55,9 @@ class LotkaVolterra(System):
         s = self.settings
         return linspace_grid((*s.b_range, s.n_b), (*s.d_range, s.n_d))
 
+    def state_shape(self) -> tuple[int, ...]:
+        return (2,)
+
     def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         lo, hi = self.settings.x0_range
         return lo + (hi - lo) * torch.rand(n, 2, generator=generator, dtype=torch.float64)

@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from weightspace.config import require_positive
-from weightspace.system import System
-from weightspace_systems.grid import GridSettings, periodic_coordinates, spectral_downsample
+from weightspace_systems.grid import GridSettings, GridSystem, periodic_coordinates, spectral_downsample
 from weightspace_systems.vorticity import VorticitySolver, gaussian_random_field
 
 
@@ -49,7 +48,7 @@ class NavierStokesSettings(GridSettings):
         )
 
 
-class NavierStokes(System):
+class NavierStokes(GridSystem):
     name = "navier-stokes"
     param_names = ("A", "s")
     channel_names = ("vorticity",)
