@@ -231,3 +231,17 @@ def test_quick_lotka_volterra_zoo_end_to_end(tmp_path):
         assert rows["one-per-env", split]["rmse_mean"] < 0.5 * rows["one-for-all", split]["rmse_mean"]
     experts = [e["val_rmse"] for r in zoo.manifest["environments"] for e in r["experts"]]
     assert max(experts) < zoo.manifest["base"]["val_rmse"]  # experts fit their environment better than the base
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--frames", "1"], "at least 2 observed frames"),
+        (["--frames", "500"], "500 observed frames requested"),
+        (["--finetune-steps", "0"], "positive number of steps"),
+    ],
+)
+def test_cli_evaluate_rejects_bad_finetune_options(built, tmp_path, capsys, options, message):
+    argv = ["evaluate", "--zoo", str(built.path), "--method", "finetune-L", "--out", str(tmp_path / "r.json")]
+    assert main([*argv, *options]) == 2
+    assert message in capsys.readouterr().err

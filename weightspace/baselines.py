@@ -58,13 +58,21 @@ def one_per_env(zoo: Zoo, env_index: torch.Tensor, train: torch.Tensor, steps: i
     return _finetune(zoo, env_index, data, config, "one-per-env")
 
 
-def finetune_observed(zoo: Zoo, env_index: torch.Tensor, observed: torch.Tensor, steps: int) -> Adapted:
-    """The base fine-tuned for exactly ``steps`` steps on observed frames ``[E, L, *state]`` (L >= 2)."""
+def finetune_observed(
+    zoo: Zoo, env_index: torch.Tensor, observed: torch.Tensor, steps: int, lr: float | None = None
+) -> Adapted:
+    """The base fine-tuned for ``steps`` steps on observed frames ``[E, L, *state]`` (L >= 2), at
+    ``lr`` (default: the zoo experts' learning rate). The observed frames are also the validation
+    data, so an expert whose fit of them got worse than the base's stays the base."""
     n_obs = observed.shape[1]
     if n_obs < 2:
         raise ConfigError(f"finetune-L needs at least 2 observed frames to fit a step; got L={n_obs}")
+    if steps < 1 or (lr is not None and not lr > 0):
+        raise ConfigError(f"finetune-L needs a positive number of steps and learning rate; got {steps} and {lr}")
     base = zoo.zoo_settings.training(base=False)
-    config = replace(base, steps=steps, unroll=min(base.unroll, n_obs - 1), eval_every=steps, patience=steps)
+    config = replace(
+        base, steps=steps, lr=lr or base.lr, unroll=min(base.unroll, n_obs - 1), eval_every=steps, patience=steps
+    )
     data = TrainingData(observed[:, None], observed[:, None], zoo.scale, zoo.dt)
     return _finetune(zoo, env_index, data, config, f"finetune-{n_obs}")
 

@@ -262,15 +262,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             progress.update(task, description=message)
             progress.advance(task, 1)
 
-        rows = evaluate_zoo(zoo, methods, observed_frames=args.frames, finetune_steps=args.finetune_steps, log=log)
+        rows = evaluate_zoo(
+            zoo,
+            methods,
+            observed_frames=args.frames,
+            finetune_steps=args.finetune_steps,
+            finetune_lr=args.finetune_lr,
+            log=log,
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(rows, indent=1))
     plot_error_curves(rows, out.with_suffix(".png"))
     table = Table(title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: rollout of {zoo.path}")
-    for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "trajectories", "s / env"):
-        table.add_column(column, justify="left" if column in ("method", "split") else "right")
+    for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "traj", "s / env"):
+        table.add_column(column, justify="left" if column in ("method", "split") else "right", no_wrap=True)
     for r in rows:
         table.add_row(
             r["method"],
@@ -333,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", action="append", choices=BASELINES, help="method (repeatable; default: all baselines)")
     p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L (default: 4)")
     p.add_argument("--finetune-steps", type=int, default=100, help="gradient steps of finetune-L (default: 100)")
+    p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
     p.set_defaults(func=_cmd_evaluate)
     return parser

@@ -90,6 +90,7 @@ def adapt_baseline(
     *,
     observed_frames: int = 4,
     finetune_steps: int = 100,
+    finetune_lr: float | None = None,
 ) -> Adapted:
     """One expert per environment of ``split`` by a baseline method (see :mod:`weightspace.baselines`)."""
     if method not in BASELINES:
@@ -104,8 +105,12 @@ def adapt_baseline(
         else:
             train = environment_trajectories(system, env_index, system.settings.n_train, seed, "oracle")
         return one_per_env(zoo, env_index, train)
+    if not 0 < observed_frames <= system.settings.n_frames:
+        raise ConfigError(
+            f"{observed_frames} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
+        )
     observed = environment_trajectories(system, env_index, 1, seed, "observed")[:, 0, :observed_frames]
-    return finetune_observed(zoo, env_index, observed, finetune_steps)
+    return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
 
 
 def evaluate_zoo(
@@ -114,6 +119,7 @@ def evaluate_zoo(
     *,
     observed_frames: int = 4,
     finetune_steps: int = 100,
+    finetune_lr: float | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> list[dict[str, Any]]:
     """Rows for every baseline method on both test splits of the zoo's dataset."""
@@ -124,7 +130,13 @@ def evaluate_zoo(
         for method in methods:
             log(f"{method} on {split} ({len(env_index)} environments)")
             adapted = adapt_baseline(
-                zoo, method, split, env_index, observed_frames=observed_frames, finetune_steps=finetune_steps
+                zoo,
+                method,
+                split,
+                env_index,
+                observed_frames=observed_frames,
+                finetune_steps=finetune_steps,
+                finetune_lr=finetune_lr,
             )
             metrics = rollout_experts(
                 zoo.adapter, adapted.params, traj, zoo.scale, zoo.dt, zoo.zoo_settings.expert_batch
@@ -137,7 +149,11 @@ def evaluate_zoo(
                     "split": split,
                     **summary_row(metrics, env_index, env_params, zoo.manifest["param_names"]),
                     "seconds_per_env": adapted.seconds_per_env,
-                    **({"observed_frames": observed_frames} if method == "finetune-L" else {}),
+                    **(
+                        {"observed_frames": observed_frames, "finetune_steps": finetune_steps}
+                        if method == "finetune-L"
+                        else {}
+                    ),
                 }
             )
     return rows
