@@ -1,0 +1,65 @@
+"""The diffusion objective (epsilon prediction) and the DDIM sampler, apart from any denoiser network.
+
+A :class:`NoiseSchedule` holds the cumulative signal levels alpha-bar of ``train_steps`` discrete
+timesteps (cosine, Nichol & Dhariwal 2021, or linear betas, Ho et al. 2020). ``epsilon_loss`` is the
+simple DDPM loss; ``ddim_sample`` is the deterministic DDIM sampler (Song et al. 2021, eta = 0) over
+an evenly spaced subset of timesteps, with classifier-free guidance when an unconditional denoiser
+output is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(x_t [B, ...], t [B]) -> predicted noise [B, ...]`` (the condition already bound)."""
+
+
+class NoiseSchedule:
+    def __init__(self, kind: str, train_steps: int) -> None:
+        if kind == "cosine":
+            s = 0.008
+            steps = torch.arange(train_steps + 1, dtype=torch.float64) / train_steps
+            f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+            alpha_bar = (f / f[0])[1:]
+            betas = (1 - alpha_bar / torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])).clamp(max=0.999)
+        elif kind == "linear":
+            betas = torch.linspace(1e-4, 0.02, train_steps, dtype=torch.float64)
+        else:
+            raise ValueError(f"unknown noise schedule {kind!r}; schedules: cosine, linear")
+        self.train_steps = train_steps
+        self.alpha_bar = torch.cumprod(1 - betas, dim=0).float()
+
+
+def epsilon_loss(
+    denoise: Denoiser, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator
+) -> torch.Tensor:
+    """E_t,eps ||eps - denoise(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t)||^2 with uniform t."""
+    t = torch.randint(schedule.train_steps, (x0.shape[0],), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    a = schedule.alpha_bar.to(x0.device)[t].view(-1, *([1] * (x0.dim() - 1)))
+    return (denoise(a.sqrt() * x0 + (1 - a).sqrt() * noise, t) - noise).pow(2).mean()
+
+
+def ddim_sample(
+    denoise: Denoiser,
+    shape: tuple[int, ...],
+    schedule: NoiseSchedule,
+    steps: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Deterministic DDIM from Gaussian noise drawn with ``generator``, in ``steps`` denoiser calls."""
+    x = torch.randn(shape, generator=generator).to(device)
+    timesteps = torch.linspace(schedule.train_steps - 1, 0, steps).round().long().tolist()
+    alpha_bar = schedule.alpha_bar.to(device)
+    for i, t in enumerate(timesteps):
+        a = alpha_bar[t]
+        a_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
+        eps = denoise(x, torch.full((shape[0],), t, device=device))
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x

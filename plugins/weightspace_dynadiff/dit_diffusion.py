@@ -1,0 +1,81 @@
+"""The ``dit-diffusion`` generator: a DiT denoiser trained with the epsilon objective, sampled by DDIM.
+
+Latents are divided by their standard deviation (a buffer fitted once on the training latents) so
+the diffusion runs at unit variance. Classifier-free guidance: during training the condition is
+replaced by a learned null condition with probability ``condition_dropout``; sampling mixes the
+conditional and unconditional predictions with ``guidance`` (1 = conditional only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from weightspace.components import Context, Generator
+from weightspace.config import require_positive
+from weightspace_dynadiff.diffusion import NoiseSchedule, ddim_sample, epsilon_loss
+from weightspace_dynadiff.dit import DiT
+
+
+@dataclass(frozen=True)
+class DiTDiffusionConfig:
+    hidden: int = 128
+    depth: int = 4
+    heads: int = 4
+    schedule: Literal["cosine", "linear"] = "cosine"
+    train_steps: int = 1000
+    """Discrete diffusion timesteps of the objective."""
+    sample_steps: int = 50
+    """DDIM steps when sampling."""
+    condition_dropout: float = 0.1
+    guidance: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_positive(self, "hidden", "depth", "heads", "train_steps", "sample_steps", "guidance")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} must be divisible by heads {self.heads}")
+        if not 0 <= self.condition_dropout < 1:
+            raise ValueError("condition_dropout must be in [0, 1)")
+
+
+class DiTDiffusion(Generator):
+    name = "dit-diffusion"
+    Config = DiTDiffusionConfig
+
+    def __init__(self, config: DiTDiffusionConfig, context: Context) -> None:
+        super().__init__(config, context)
+        self.denoiser = DiT(
+            context.latent_tokens, context.latent_dim, context.condition_dim, config.hidden, config.depth, config.heads
+        )
+        self.null_condition = nn.Parameter(torch.zeros(context.condition_dim))
+        self.register_buffer("latent_std", torch.ones(()))
+        self.schedule = NoiseSchedule(config.schedule, config.train_steps)
+
+    def fit_scale(self, latents: torch.Tensor) -> None:
+        self.latent_std.fill_(float(latents.std()))
+
+    def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        drop = torch.rand(condition.shape[0], generator=generator).to(condition.device) < self.config.condition_dropout
+        condition = torch.where(drop[:, None], self.null_condition.expand_as(condition), condition)
+        return epsilon_loss(
+            lambda x, t: self.denoiser(x, t, condition), latents / self.latent_std, self.schedule, generator
+        )
+
+    def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, guidance = condition.shape[0], self.config.guidance
+        null = self.null_condition.expand_as(condition)
+
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if guidance == 1.0:
+                return self.denoiser(x, t, condition)
+            both = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([condition, null]))
+            cond, uncond = both.chunk(2)
+            return uncond + guidance * (cond - uncond)
+
+        shape = (n, self.context.latent_tokens, self.context.latent_dim)
+        with torch.no_grad():
+            x = ddim_sample(denoise, shape, self.schedule, self.config.sample_steps, generator, condition.device)
+        return x * self.latent_std

@@ -1,0 +1,112 @@
+"""Prompters: the dynamics-informed ``dynamics`` prompter and the ``oracle`` of true environment parameters.
+
+``dynamics`` (DynaDiff, section 3.4) has two branches over L observed, per-channel normalized frames:
+
+- explicit: per-frame physical statistics (:func:`weightspace.system.frame_statistics`: spatial mean,
+  variance, energy, enstrophy summed over channels; components and second moments for ODE states),
+  their temporal mean and trend over the L frames, through an MLP (after a signed log to tame scales);
+- implicit: each frame's 2-D FFT truncated to the ``modes`` lowest frequencies per axis (real and
+  imaginary parts; the raw state for ODEs) through a GRU, whose final hidden state is kept.
+
+Both are concatenated and mixed into the condition vector. An auxiliary linear head regresses the
+normalized environment parameters from it (``aux_loss``). Any L >= 1 works; training draws L at random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from weightspace.components import Context, Prompter
+from weightspace.config import require_positive
+from weightspace.system import frame_statistics
+
+
+@dataclass(frozen=True)
+class DynamicsPrompterConfig:
+    dim: int = 64
+    """Width of the condition vector."""
+    hidden: int = 64
+    modes: int = 6
+    """Lowest Fourier modes kept per axis for the implicit branch (fields only)."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "dim", "hidden", "modes")
+
+
+def signed_log(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+class DynamicsPrompter(Prompter):
+    name = "dynamics"
+    Config = DynamicsPrompterConfig
+
+    def __init__(self, config: DynamicsPrompterConfig, context: Context) -> None:
+        super().__init__(config, context)
+        self.ode = len(context.state_shape) == 1
+        probe = torch.zeros(1, 1, *context.state_shape)
+        n_stats = frame_statistics(probe, ode=self.ode).shape[-1]
+        h = config.hidden
+        self.explicit = nn.Sequential(nn.Linear(2 * n_stats, h), nn.GELU(), nn.Linear(h, h))
+        self.implicit = nn.GRU(self._spectrum(probe).shape[-1], h, batch_first=True)
+        self.mix = nn.Sequential(nn.Linear(2 * h, h), nn.GELU(), nn.Linear(h, config.dim))
+        self.aux = nn.Linear(config.dim, context.n_env_params)
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def _spectrum(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.ode:
+            return frames
+        m = self.config.modes
+        spec = torch.fft.rfft2(frames, norm="ortho")
+        low = torch.cat([spec[..., :m, :m], spec[..., -m:, :m]], dim=-2)
+        return torch.view_as_real(low).flatten(2)
+
+    def forward(self, frames: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
+        stats = frame_statistics(frames, ode=self.ode)  # [B, L, S]
+        n = frames.shape[1]
+        trend = (stats[:, -1] - stats[:, 0]) / max(n - 1, 1)
+        explicit = self.explicit(signed_log(torch.cat([stats.mean(dim=1), trend], dim=-1)))
+        _, hidden = self.implicit(self._spectrum(frames))
+        return self.mix(torch.cat([explicit, hidden[-1]], dim=-1))
+
+    def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
+        return (self.aux(condition) - env_params).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class OraclePrompterConfig:
+    dim: int = 64
+    hidden: int = 64
+
+    def __post_init__(self) -> None:
+        require_positive(self, "dim", "hidden")
+
+
+class OraclePrompter(Prompter):
+    """The true (normalized) environment parameters through an MLP: the ablation's upper bound."""
+
+    name = "oracle"
+    Config = OraclePrompterConfig
+
+    def __init__(self, config: OraclePrompterConfig, context: Context) -> None:
+        super().__init__(config, context)
+        self.net = nn.Sequential(
+            nn.Linear(context.n_env_params, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.dim)
+        )
+        self.aux = nn.Linear(config.dim, context.n_env_params)
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def forward(self, frames: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
+        return self.net(env_params)
+
+    def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
+        return (self.aux(condition) - env_params).pow(2).mean()
