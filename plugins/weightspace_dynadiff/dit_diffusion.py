@@ -1,7 +1,9 @@
 """The ``dit-diffusion`` generator: a DiT denoiser trained with the epsilon objective, sampled by DDIM.
 
-Latents are divided by their standard deviation (a buffer fitted once on the training latents) so
-the diffusion runs at unit variance. Classifier-free guidance: during training the condition is
+Latents are centred on the zoo's mean latent and divided by the standard deviation of what remains
+(buffers fitted once on the training latents), so the diffusion runs at unit variance on what
+distinguishes experts: zoo experts descend from one base, and their latents differ from each other
+far less than tokens differ from each other. Classifier-free guidance: during training the condition is
 replaced by a learned null condition with probability ``condition_dropout``; sampling mixes the
 conditional and unconditional predictions with ``guidance`` (1 = conditional only).
 """
@@ -51,17 +53,22 @@ class DiTDiffusion(Generator):
             context.latent_tokens, context.latent_dim, context.condition_dim, config.hidden, config.depth, config.heads
         )
         self.null_condition = nn.Parameter(torch.zeros(context.condition_dim))
+        self.register_buffer("latent_mean", torch.zeros(context.latent_tokens, context.latent_dim))
         self.register_buffer("latent_std", torch.ones(()))
         self.schedule = NoiseSchedule(config.schedule, config.train_steps)
 
     def fit_scale(self, latents: torch.Tensor) -> None:
-        self.latent_std.fill_(float(latents.std()))
+        self.latent_mean.copy_(latents.mean(dim=0))
+        self.latent_std.fill_(float((latents - self.latent_mean).std()))
 
     def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         drop = torch.rand(condition.shape[0], generator=generator).to(condition.device) < self.config.condition_dropout
         condition = torch.where(drop[:, None], self.null_condition.expand_as(condition), condition)
         return epsilon_loss(
-            lambda x, t: self.denoiser(x, t, condition), latents / self.latent_std, self.schedule, generator
+            lambda x, t: self.denoiser(x, t, condition),
+            (latents - self.latent_mean) / self.latent_std,
+            self.schedule,
+            generator,
         )
 
     def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -78,4 +85,4 @@ class DiTDiffusion(Generator):
         shape = (n, self.context.latent_tokens, self.context.latent_dim)
         with torch.no_grad():
             x = ddim_sample(denoise, shape, self.schedule, self.config.sample_steps, generator, condition.device)
-        return x * self.latent_std
+        return x * self.latent_std + self.latent_mean

@@ -1,0 +1,140 @@
+"""Train an encoder on a zoo: reconstruction + KL + the function loss, and measure it in function space.
+
+The function loss runs decoded and original weights through the real architecture (the adapter's
+batched functional evaluation) on probe inputs: states drawn from the zoo's training trajectories
+(one-step inputs for operators, states along trajectories for vector fields). Outputs are compared
+on the per-channel normalized scale, so the loss reads as a normalized MSE. Weight graphs are
+normalized per node group (:class:`weightspace.graph.GraphNormalizer`) before encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.components import Encoder
+from weightspace.config import require_positive
+from weightspace.graph import GraphNormalizer, Params, WeightGraph
+from weightspace.trajectories import ChannelScale
+
+
+@dataclass(frozen=True)
+class EncoderTraining:
+    steps: int = 1500
+    lr: float = 1e-3
+    batch_size: int = 16
+    n_probes: int = 32
+    """Probe inputs per step for the function loss."""
+    holdout: float = 0.1
+    """Fraction of zoo experts held out to measure reconstruction (at least one)."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "steps", "lr", "batch_size", "n_probes")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
+
+
+@dataclass(frozen=True)
+class WeightCodec:
+    """An encoder with the normalizer and architecture it serves: parameters <-> latent tokens."""
+
+    encoder: Encoder
+    normalizer: GraphNormalizer
+    adapter: ArchitectureAdapter
+
+    def encode(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder.encode(self.normalizer.normalize(self.adapter.to_graph(params)).nodes)
+
+    def decode(self, latents: torch.Tensor) -> Params:
+        graph = WeightGraph(self.adapter.spec, self.encoder.decode(latents))
+        return self.adapter.from_graph(self.normalizer.denormalize(graph))
+
+
+def function_error(
+    adapter: ArchitectureAdapter, params: Params, reference: Params, probes: torch.Tensor, scale: ChannelScale
+) -> torch.Tensor:
+    """Mean squared difference of outputs ``[B]`` of two batches of networks on shared probe inputs,
+    in units of the per-channel std (the expert outputs' scale)."""
+    with torch.no_grad():
+        target = adapter.functional(reference, probes)
+    out = adapter.functional(params, probes)
+    std = scale.std.to(out.device)
+    return ((out - target) / std).pow(2).flatten(1).mean(dim=1)
+
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of training and held-out experts (a seeded random choice)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_out = max(1, round(fraction * n))
+    return order[n_out:].sort().values, order[:n_out].sort().values
+
+
+def fit_encoder(
+    codec: WeightCodec,
+    params: Params,
+    probes: torch.Tensor,
+    scale: ChannelScale,
+    training: EncoderTraining,
+    seed: int,
+    advance: Callable[[int], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``codec.encoder`` on the networks ``params`` (``[N, ...]``); returns the loss history
+    (one entry per 50 steps) with its parts: mse, kl, function."""
+    encoder, config = codec.encoder, codec.encoder.config
+    nodes = codec.normalizer.normalize(codec.adapter.to_graph(params)).nodes
+    n = nodes[0].shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=training.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps, eta_min=0.05 * training.lr)
+    history, totals = [], torch.zeros(4)
+    encoder.train()
+    for step in range(1, training.steps + 1):
+        idx = torch.randint(n, (min(training.batch_size, n),), generator=generator)
+        batch = tuple(t[idx] for t in nodes)
+        mean, logvar = encoder.encode(batch)
+        latents = mean + torch.randn(mean.shape, generator=generator) * (0.5 * logvar).exp()
+        decoded = encoder.decode(latents)
+        sq = sum((d - t).pow(2).sum() for d, t in zip(decoded, batch))
+        mse = sq / sum(t[0].numel() for t in batch) / len(idx)
+        kl = -0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).mean()
+        loss = mse + config.beta * kl
+        func = torch.zeros(())
+        if config.function_weight > 0:
+            graph = WeightGraph(codec.adapter.spec, decoded)
+            recon = codec.adapter.from_graph(codec.normalizer.denormalize(graph))
+            pick = torch.randint(len(probes), (training.n_probes,), generator=generator)
+            func = function_error(codec.adapter, recon, {k: v[idx] for k, v in params.items()}, probes[pick], scale)
+            func = func.mean()
+            loss = loss + config.function_weight * func
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        totals += torch.tensor([loss.item(), mse.item(), kl.item(), func.item()])
+        if advance is not None:
+            advance(1)
+        if step % 50 == 0 or step == training.steps:
+            count = (step - 1) % 50 + 1
+            history.append({"step": step, **dict(zip(("loss", "mse", "kl", "function"), (totals / count).tolist()))})
+            totals.zero_()
+    encoder.eval()
+    return history
+
+
+def reconstruction_error(
+    codec: WeightCodec, params: Params, probes: torch.Tensor, scale: ChannelScale
+) -> dict[str, float]:
+    """Weight-space MSE (normalized features) and function-space error of reconstructing ``params``
+    through the latent means, averaged over networks."""
+    with torch.no_grad():
+        nodes = codec.normalizer.normalize(codec.adapter.to_graph(params)).nodes
+        mean, _ = codec.encoder.encode(nodes)
+        decoded = codec.encoder.decode(mean)
+        mse = sum((d - t).pow(2).sum() for d, t in zip(decoded, nodes)) / sum(t.numel() for t in nodes)
+        recon = codec.adapter.from_graph(codec.normalizer.denormalize(WeightGraph(codec.adapter.spec, decoded)))
+        func = function_error(codec.adapter, recon, params, probes, scale).mean()
+    return {"weight_mse": float(mse), "function_error": float(func)}

@@ -1,0 +1,185 @@
+"""Train a generator with its prompter on a zoo's latents, and generate experts from observed frames.
+
+Training pairs every zoo expert's latent (the encoder's mean) with L consecutive frames of a
+training trajectory of the expert's environment, L drawn at random in [1, L_max] per step so that
+any observation length works at test time. The prompter (condition) and the generator (denoising
+objective) are trained jointly, plus ``aux_weight`` times the prompter's regression of the
+environment parameters. An exponential moving average of both is kept and is what gets saved.
+
+Adaptation is gradient-free: prompt, sample N candidate latents, decode them to parameters, and keep
+the candidate whose rollout best reproduces the observed frames (one-step operators predict frame
+t+1 from frame t; vector fields integrate from the first frame); non-finite candidates are rejected.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from weightspace.components import Generator, Prompter
+from weightspace.config import require_positive
+from weightspace.encoding import WeightCodec
+from weightspace.errors import WeightError
+from weightspace.graph import Params
+from weightspace.trajectories import ChannelScale
+
+
+@dataclass(frozen=True)
+class GeneratorTraining:
+    steps: int = 3000
+    lr: float = 3e-4
+    batch_size: int = 32
+    max_frames: int = 8
+    """L_max: observation lengths are drawn from [1, max_frames] during training."""
+    aux_weight: float = 0.1
+    ema: float = 0.995
+
+    def __post_init__(self) -> None:
+        require_positive(self, "steps", "lr", "batch_size", "max_frames", "ema")
+        if self.aux_weight < 0 or self.ema >= 1:
+            raise ValueError("aux_weight must be >= 0 and ema < 1")
+
+
+@dataclass(frozen=True)
+class EnvironmentScale:
+    """Min-max normalization of environment parameters to [-1, 1] over the seen environments."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+
+    @classmethod
+    def fit(cls, env_params: torch.Tensor) -> EnvironmentScale:
+        low, high = env_params.amin(dim=0), env_params.amax(dim=0)
+        return cls(low, torch.where(high > low, high, low + 1))
+
+    def normalize(self, env_params: torch.Tensor) -> torch.Tensor:
+        return 2 * (env_params - self.low) / (self.high - self.low) - 1
+
+
+def fit_generator(
+    generator: Generator,
+    prompter: Prompter,
+    latents: torch.Tensor,
+    expert_group: torch.Tensor,
+    trajectories: torch.Tensor,
+    env_params: torch.Tensor,
+    scale: ChannelScale,
+    training: GeneratorTraining,
+    seed: int,
+    advance: Callable[[int], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``generator`` and ``prompter`` jointly; on return both hold their EMA weights.
+
+    ``latents`` ``[N, tokens, z]`` of N experts; ``expert_group[i]`` indexes the environment of expert i
+    into ``trajectories`` ``[G, n, T, *state]`` (raw) and ``env_params`` ``[G, P]`` (normalized)."""
+    rng = torch.Generator().manual_seed(seed)
+    n_traj, n_frames = trajectories.shape[1], trajectories.shape[2]
+    max_frames = min(training.max_frames, n_frames)
+    normalized = scale.normalize(trajectories)
+    modules = torch.nn.ModuleDict({"generator": generator, "prompter": prompter})
+    ema = copy.deepcopy(modules).requires_grad_(False)
+    optimizer = torch.optim.AdamW(modules.parameters(), lr=training.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps, eta_min=0.1 * training.lr)
+    if hasattr(generator, "fit_scale"):
+        generator.fit_scale(latents)
+        ema["generator"].fit_scale(latents)
+    history, totals = [], torch.zeros(2)
+    modules.train()
+    for step in range(1, training.steps + 1):
+        idx = torch.randint(len(latents), (training.batch_size,), generator=rng)
+        group = expert_group[idx]
+        length = int(torch.randint(1, max_frames + 1, (1,), generator=rng))
+        traj = torch.randint(n_traj, (len(idx),), generator=rng)
+        start = torch.randint(n_frames - length + 1, (len(idx),), generator=rng)
+        frames = normalized[group[:, None], traj[:, None], start[:, None] + torch.arange(length)]
+        condition = prompter(frames, env_params[group])
+        diffusion = generator.training_loss(latents[idx], condition, rng)
+        aux = prompter.aux_loss(condition, env_params[group])
+        loss = diffusion + training.aux_weight * aux
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(modules.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), modules.parameters()):
+                e.lerp_(p, 1 - training.ema)
+        totals += torch.tensor([diffusion.item(), aux.item()])
+        if advance is not None:
+            advance(1)
+        if step % 50 == 0 or step == training.steps:
+            count = (step - 1) % 50 + 1
+            history.append({"step": step, "diffusion": float(totals[0] / count), "aux": float(totals[1] / count)})
+            totals.zero_()
+    modules.load_state_dict(ema.state_dict())
+    modules.eval()
+    return history
+
+
+@dataclass(frozen=True)
+class Generated:
+    params: Params
+    """The chosen expert per environment ``[E, ...]``."""
+    residual: torch.Tensor
+    """Its normalized MSE on the observed frames ``[E]``."""
+    candidate_residuals: torch.Tensor
+    """Every candidate's residual ``[E, N]`` (inf for rejected ones)."""
+    rejected: torch.Tensor
+    """Non-finite candidates per environment ``[E]``."""
+    seconds: float
+    """Wall time of prompting, sampling, decoding and selection for all E environments."""
+
+
+def generate_experts(
+    codec: WeightCodec,
+    generator: Generator,
+    prompter: Prompter,
+    observed: torch.Tensor,
+    env_params: torch.Tensor,
+    scale: ChannelScale,
+    dt: float,
+    n_candidates: int,
+    seed: int,
+) -> Generated:
+    """Experts for E environments from their observed frames ``[E, L, *state]`` (raw), no gradient step.
+
+    ``env_params`` (normalized, ``[E, P]``) is read only by the oracle prompter."""
+    start = time.perf_counter()
+    n_envs, length = observed.shape[0], observed.shape[1]
+    adapter = codec.adapter
+    with torch.no_grad():
+        condition = prompter(scale.normalize(observed), env_params)
+        condition = condition.repeat_interleave(n_candidates, dim=0)
+        latents = generator.sample(condition, torch.Generator().manual_seed(seed))
+        params = codec.decode(latents)
+        finite = torch.stack([torch.isfinite(v.flatten(1)).all(dim=1) for v in params.values()]).all(dim=0)
+        if length > 1:
+            target = observed.repeat_interleave(n_candidates, dim=0)
+            if adapter.prediction.value == "one-step":
+                pred = adapter.functional(params, target[:, :-1])
+                residual_of = (scale.normalize(pred) - scale.normalize(target[:, 1:])).pow(2)
+            else:
+                pred = adapter.rollout(params, target[:, :1], length - 1, dt)[:, :, 1:]
+                residual_of = (scale.normalize(pred[:, 0]) - scale.normalize(target[:, 1:])).pow(2)
+            residual = residual_of.flatten(1).mean(dim=1)
+        else:
+            residual = torch.zeros(len(latents))
+        residual = torch.where(finite & torch.isfinite(residual), residual, torch.full_like(residual, torch.inf))
+        residual = residual.view(n_envs, n_candidates)
+        best = residual.argmin(dim=1)
+        if torch.isinf(residual.gather(1, best[:, None])).any():
+            bad = torch.isinf(residual).all(dim=1).nonzero().flatten().tolist()
+            raise WeightError(f"every one of {n_candidates} candidates was non-finite for environment(s) {bad}")
+        chosen = best + torch.arange(n_envs) * n_candidates
+        out = {k: v[chosen] for k, v in params.items()}
+    return Generated(
+        out,
+        residual.gather(1, best[:, None])[:, 0],
+        residual,
+        (~finite.view(n_envs, n_candidates)).sum(dim=1),
+        time.perf_counter() - start,
+    )
