@@ -42,6 +42,16 @@ def environment_trajectories(
     return simulate_split(system, env_index, n_traj, seed, stream)
 
 
+def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:
+    """The first ``length`` frames ``[E, L, *state]`` of one trajectory per environment, from the seed
+    stream ``observed``: what every adaptation method (finetune-L, generation) gets to see."""
+    if not 0 < length <= system.settings.n_frames:
+        raise ConfigError(
+            f"{length} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
+        )
+    return environment_trajectories(system, env_index, 1, seed, "observed")[:, 0, :length].float()
+
+
 def one_for_all(zoo: Zoo, n_envs: int) -> Adapted:
     base = zoo.base()
     return Adapted({k: v.expand(n_envs, *v.shape[1:]).clone() for k, v in base.items()}, 0.0)

@@ -21,15 +21,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from weightspace import __version__
-from weightspace.baselines import BASELINES
+from weightspace.baselines import BASELINES, observed_frames
 from weightspace.config import parse_assignments
 from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
 from weightspace.errors import ConfigError, WeightspaceError
-from weightspace.evaluation import TEST_SPLITS, evaluate_zoo
+from weightspace.evaluation import TEST_SPLITS, evaluate_run, evaluate_zoo
+from weightspace.generation import generate_experts, save_expert
 from weightspace.hookspecs import KINDS
 from weightspace.plots import plot_dataset_preview, plot_error_curves
 from weightspace.registry import default_registry
+from weightspace.run import Run, RunConfig, train_run
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors
 from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
@@ -252,9 +254,77 @@ def _cmd_zoo_info(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    config = RunConfig.from_toml(args.config)
+    start = time.perf_counter()
+    with _progress() as progress:
+        run = train_run(config, args.out, device=resolve_device(args.device), progress=_RichZooProgress(progress))
+    table = Table(title=f"run {args.out}: {config.system} x {config.architecture} ({config.profile})")
+    for column in ("stage", "folder", "summary"):
+        table.add_column(column)
+    stages = json.loads((run.path / "run.json").read_text())["stages"]
+    enc = json.loads((run.path / stages["encoder"] / "stage.json").read_text())
+    gen = json.loads((run.path / stages["generator"] / "stage.json").read_text())
+    table.add_row("zoo", stages["zoo"], f"{run.zoo.n_experts} experts")
+    held = enc["held_out"]
+    table.add_row(
+        "encoder",
+        stages["encoder"],
+        f"held-out weight MSE {held['weight_mse']:.4g}, function error {held['function_error']:.4g}",
+    )
+    last = gen["history"][-1]
+    table.add_row("generator", stages["generator"], f"diffusion loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
+    console.print(table)
+    console.print(f"trained or resumed in {time.perf_counter() - start:.1f} s")
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    run = Run.load(args.run)
+    if (args.env is None) == (args.frames is None):
+        raise ConfigError("give exactly one of --env INDEX (simulated observation) or --frames FILE.safetensors")
+    if args.frames is not None:
+        tensors = load_tensors(args.frames)[0]
+        if "frames" not in tensors:
+            raise ConfigError(f"{args.frames} must hold a tensor named 'frames' shaped [L, *state]")
+        observed = tensors["frames"].float()
+        if tuple(observed.shape[1:]) != tuple(run.zoo.dataset()["train"].trajectories.shape[2:]):
+            raise ConfigError(f"frames of shape {tuple(observed.shape)} do not fit states of this run's system")
+        observed, env_params, label = observed[None], torch.zeros(1, len(run.zoo.manifest["param_names"])), args.frames
+    else:
+        system = run.zoo.system()
+        if not 0 <= args.env < len(system.environments()):
+            raise ConfigError(f"--env must be in [0, {len(system.environments()) - 1}] for {system.name}")
+        index = torch.tensor([args.env])
+        observed = observed_frames(system, index, args.length, run.zoo.manifest["seed"])
+        env_params, label = system.environments()[index].float(), f"environment {args.env}"
+    out = generate_experts(
+        run.codec,
+        run.generator,
+        run.prompter,
+        observed,
+        run.env_scale.normalize(env_params),
+        run.zoo.scale,
+        run.zoo.dt,
+        args.n,
+        seed=args.seed,
+    )
+    record = {"observed": label, "frames": observed.shape[1], "candidates": args.n, "residual": float(out.residual[0])}
+    save_expert(run.zoo.adapter, {k: v[0] for k, v in out.params.items()}, args.out, record)
+    console.print(
+        f"generated a {run.zoo.adapter.name} expert for {label} from {observed.shape[1]} frames in "
+        f"{1000 * out.seconds:.1f} ms: best of {args.n} candidates (residual {float(out.residual[0]):.4g}, "
+        f"{int(out.rejected[0])} rejected); wrote {args.out}/expert.safetensors and config.json"
+    )
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    zoo = Zoo.load(args.zoo)
-    methods = args.method or list(BASELINES)
+    if (args.zoo is None) == (args.run is None):
+        raise ConfigError("give exactly one of --zoo DIR (baselines) or --run DIR (dynadiff and baselines)")
+    run = Run.load(args.run) if args.run else None
+    zoo = run.zoo if run else Zoo.load(args.zoo)
+    methods = args.method or (["dynadiff"] if run else list(BASELINES))
+    if "dynadiff" in methods and run is None:
+        raise ConfigError("method dynadiff needs --run DIR (a trained run)")
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(methods) * len(TEST_SPLITS))
 
@@ -262,20 +332,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             progress.update(task, description=message)
             progress.advance(task, 1)
 
+        baselines = [m for m in methods if m != "dynadiff"]
         rows = evaluate_zoo(
             zoo,
-            methods,
+            baselines,
             observed_frames=args.frames,
             finetune_steps=args.finetune_steps,
             finetune_lr=args.finetune_lr,
             log=log,
         )
+        if "dynadiff" in methods:
+            rows += evaluate_run(run, observed_frames=args.frames, n_candidates=args.candidates, log=log)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(rows, indent=1))
     plot_error_curves(rows, out.with_suffix(".png"))
-    table = Table(title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: rollout of {zoo.path}")
+    table = Table(title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: rollouts")
     for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "traj", "s / env"):
         table.add_column(column, justify="left" if column in ("method", "split") else "right", no_wrap=True)
     for r in rows:
@@ -335,10 +408,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=_cmd_zoo_info)
 
-    p = sub.add_parser("evaluate", help="roll out baseline experts on the zoo's test splits")
-    p.add_argument("--zoo", required=True, help="zoo directory")
-    p.add_argument("--method", action="append", choices=BASELINES, help="method (repeatable; default: all baselines)")
-    p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L (default: 4)")
+    p = sub.add_parser("train", help="run the stages of a run config (zoo, encoder, generator+prompter), cached")
+    p.add_argument("--config", required=True, help="run config TOML (see configs/)")
+    p.add_argument("--out", required=True, help="run directory; a rerun resumes and reuses finished stages")
+    _add_compute_options(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("generate", help="generate an expert from observed frames, with no gradient step")
+    p.add_argument("--run", required=True, help="a trained run directory")
+    p.add_argument("--env", type=int, default=None, help="observe this environment (index in the system's grid)")
+    p.add_argument("--frames", default=None, help="or a safetensors file with a tensor 'frames' [L, *state]")
+    p.add_argument("--length", type=int, default=4, help="frames observed with --env (default: 4)")
+    p.add_argument("--n", type=int, default=8, help="candidates sampled; the best on the frames is kept")
+    p.add_argument("--out", required=True, help="folder for expert.safetensors and config.json")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("evaluate", help="roll out experts of a method on the test splits")
+    p.add_argument("--zoo", default=None, help="zoo directory (baselines)")
+    p.add_argument("--run", default=None, help="trained run directory (dynadiff; baselines use its zoo)")
+    p.add_argument("--method", action="append", choices=[*BASELINES, "dynadiff"], help="method (repeatable)")
+    p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L and dynadiff (default: 4)")
+    p.add_argument("--candidates", type=int, default=8, help="dynadiff candidates per environment (default: 8)")
     p.add_argument("--finetune-steps", type=int, default=100, help="gradient steps of finetune-L (default: 100)")
     p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")

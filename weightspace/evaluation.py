@@ -14,6 +14,8 @@ where mean and std run over all test trajectories of all environments of the spl
 
 from __future__ import annotations
 
+import resource
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,9 +30,15 @@ from weightspace.baselines import (
     one_for_all,
     one_per_env,
 )
+from weightspace.baselines import (
+    observed_frames as observed_frames_of,
+)
 from weightspace.errors import ConfigError
+from weightspace.generation import generate_experts
 from weightspace.graph import Params
 from weightspace.metrics import RolloutMetrics, rollout_metrics
+from weightspace.run import Run
+from weightspace.system import derived_seed
 from weightspace.trajectories import ChannelScale, by_environment
 from weightspace.zoo import Zoo
 
@@ -105,11 +113,7 @@ def adapt_baseline(
         else:
             train = environment_trajectories(system, env_index, system.settings.n_train, seed, "oracle")
         return one_per_env(zoo, env_index, train)
-    if not 0 < observed_frames <= system.settings.n_frames:
-        raise ConfigError(
-            f"{observed_frames} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
-        )
-    observed = environment_trajectories(system, env_index, 1, seed, "observed")[:, 0, :observed_frames]
+    observed = observed_frames_of(system, env_index, observed_frames, seed)
     return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
 
 
@@ -156,4 +160,62 @@ def evaluate_zoo(
                     ),
                 }
             )
+    return rows
+
+
+def generate_for_split(
+    run: Run, env_index: torch.Tensor, env_params: torch.Tensor, observed: int, n_candidates: int
+) -> tuple[Params, list[float]]:
+    """Generated experts for environments ``env_index`` from their observed frames, one environment at
+    a time so that each generation's latency (prompt, sample, decode, rebuild, select) is measured."""
+    system = run.zoo.system()
+    seed = run.zoo.manifest["seed"]
+    frames = observed_frames_of(system, env_index, observed, seed)
+    normalized_env = run.env_scale.normalize(env_params)
+    parts, latencies = [], []
+    for i in range(len(env_index)):
+        out = generate_experts(
+            run.codec,
+            run.generator,
+            run.prompter,
+            frames[i : i + 1],
+            normalized_env[i : i + 1],
+            run.zoo.scale,
+            run.zoo.dt,
+            n_candidates,
+            seed=derived_seed(seed, "generate", int(env_index[i])),
+        )
+        parts.append(out.params)
+        latencies.append(1000 * out.seconds)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, latencies
+
+
+def evaluate_run(
+    run: Run, *, observed_frames: int = 4, n_candidates: int = 8, log: Callable[[str], None] = lambda _msg: None
+) -> list[dict[str, Any]]:
+    """Rows of method ``dynadiff`` (generated experts) on both test splits, with generation latency
+    (median over environments, ms) and the process's peak resident memory."""
+    dataset = run.zoo.dataset()
+    rows = []
+    for split in TEST_SPLITS:
+        env_index, env_params, traj = by_environment(dataset[split])
+        log(f"dynadiff on {split} ({len(env_index)} environments)")
+        params, latencies = generate_for_split(run, env_index, env_params, observed_frames, n_candidates)
+        metrics = rollout_experts(
+            run.zoo.adapter, params, traj, run.zoo.scale, run.zoo.dt, run.zoo.zoo_settings.expert_batch
+        )
+        rows.append(
+            {
+                "system": run.zoo.manifest["system"],
+                "architecture": run.zoo.manifest["architecture"],
+                "method": "dynadiff",
+                "split": split,
+                **summary_row(metrics, env_index, env_params, run.zoo.manifest["param_names"]),
+                "seconds_per_env": statistics.median(latencies) / 1000,
+                "gen_latency_ms": statistics.median(latencies),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "observed_frames": observed_frames,
+                "candidates": n_candidates,
+            }
+        )
     return rows

@@ -14,17 +14,22 @@ t+1 from frame t; vector fields integrate from the first frame); non-finite cand
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Generator, Prompter
-from weightspace.config import require_positive
+from weightspace.config import config_to_dict, require_positive
 from weightspace.encoding import WeightCodec
 from weightspace.errors import WeightError
-from weightspace.graph import Params
+from weightspace.graph import Params, check_params
+from weightspace.storage import atomic_path, load_tensors, save_tensors
 from weightspace.trajectories import ChannelScale
 
 
@@ -183,3 +188,31 @@ def generate_experts(
         (~finite.view(n_envs, n_candidates)).sum(dim=1),
         time.perf_counter() - start,
     )
+
+
+def save_expert(adapter: ArchitectureAdapter, params: Params, folder: str | Path, record: dict[str, Any]) -> None:
+    """Write one expert (``params`` without a batch axis) as ``expert.safetensors`` plus ``config.json``
+    naming the architecture and its config: loadable into the plain module (e.g. neuraloperator's FNO)
+    with ``load_state_dict``, no weightspace training state needed."""
+    folder = Path(folder)
+    check_params(adapter.spec, params, batched=False)
+    save_tensors(folder / "expert.safetensors", params)
+    meta = {"architecture": adapter.name, "config": config_to_dict(adapter.config), **record}
+    with atomic_path(folder / "config.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
+
+
+def load_expert(folder: str | Path, registry: Any = None) -> torch.nn.Module:
+    """The module saved by :func:`save_expert`, built by its architecture's adapter."""
+    from weightspace.registry import default_registry
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise WeightError(f"{folder} holds no expert: missing config.json")
+    meta = json.loads((folder / "config.json").read_text())
+    adapter = (registry or default_registry()).architecture(meta["architecture"], meta["config"])
+    state = load_tensors(folder / "expert.safetensors")[0]
+    check_params(adapter.spec, state, batched=False)
+    module = adapter.build(0)
+    module.load_state_dict(state, strict=False)
+    return module

@@ -1,0 +1,128 @@
+"""The staged run: train (cached, resumable), generate an expert, evaluate dynadiff; experts export cleanly."""
+
+import json
+
+import torch
+from neuralop.models import FNO
+
+import weightspace as ws
+from weightspace.cli import main
+from weightspace.generation import load_expert, save_expert
+
+TINY_RUN = """
+system = "lotka-volterra"
+architecture = "mlp-node"
+seed = 1
+
+[system_settings]
+n_b = 2
+n_d = 2
+n_seen = 2
+n_train = 3
+n_test = 1
+n_frames = 11
+
+[architecture_config]
+hidden_width = 8
+
+[zoo]
+size = 3
+base_steps = 20
+expert_steps = 10
+eval_every = 5
+unroll = 2
+max_loss = 100.0
+
+[encoder]
+width = 16
+latent_dim = 4
+heads = 2
+depth = 1
+
+[encoder_training]
+steps = 20
+
+[generator]
+hidden = 16
+depth = 1
+heads = 2
+sample_steps = 5
+
+[prompter]
+dim = 8
+hidden = 8
+
+[generator_training]
+steps = 20
+batch_size = 8
+max_frames = 4
+"""
+
+
+def test_train_generate_evaluate(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_RUN)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    stages = json.loads((out / "run.json").read_text())["stages"]
+    stamps = {k: (out / v / "stage.json").stat().st_mtime_ns for k, v in stages.items() if k != "zoo"}
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0  # cached: nothing retrained
+    assert stamps == {k: (out / v / "stage.json").stat().st_mtime_ns for k, v in stages.items() if k != "zoo"}
+
+    # another generator setting reuses the zoo and the encoder
+    config.write_text(TINY_RUN.replace("sample_steps = 5", "sample_steps = 4"))
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    again = json.loads((out / "run.json").read_text())["stages"]
+    assert again["zoo"] == stages["zoo"] and again["encoder"] == stages["encoder"]
+    assert again["generator"] != stages["generator"]
+    capsys.readouterr()
+
+    expert = tmp_path / "expert"
+    assert main(["generate", "--run", str(out), "--env", "3", "--length", "3", "--n", "4", "--out", str(expert)]) == 0
+    assert "best of 4 candidates" in " ".join(capsys.readouterr().out.split())
+    module = load_expert(expert)
+    assert module(torch.ones(5, 2)).shape == (5, 2)
+
+    results = tmp_path / "results.json"
+    argv = ["evaluate", "--run", str(out), "--method", "dynadiff", "--method", "one-for-all", "--out", str(results)]
+    assert main([*argv, "--frames", "3", "--candidates", "2"]) == 0
+    rows = json.loads(results.read_text())
+    dyn = [r for r in rows if r["method"] == "dynadiff"]
+    assert {r["split"] for r in dyn} == {"test_in", "test_out"}
+    assert all(r["gen_latency_ms"] > 0 and r["peak_rss_mb"] > 0 and r["rmse_mean"] > 0 for r in dyn)
+
+
+def test_run_config_errors(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('system = "lotka-volterra"\narchitecture = "mlp-node"\n[encodr]\nwidth = 3\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown section(s) encodr" in capsys.readouterr().err
+    config.write_text("system = [")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["generate", "--run", str(tmp_path), "--env", "0", "--out", str(tmp_path / "e")]) == 2
+    assert "no run.json" in capsys.readouterr().err
+
+
+def test_saved_fno_expert_loads_into_a_plain_neuraloperator_fno(tmp_path):
+    adapter = ws.architecture("fno", hidden_channels=4, n_layers=2, n_modes=(4, 4), grid_size=(16, 16))
+    params = adapter.init_params(1, seed=3)
+    save_expert(adapter, {k: v[0] for k, v in params.items()}, tmp_path, {"note": "test"})
+    c = adapter.config
+    plain = FNO(
+        n_modes=c.n_modes,
+        in_channels=c.in_channels,
+        out_channels=c.out_channels,
+        hidden_channels=c.hidden_channels,
+        n_layers=c.n_layers,
+        lifting_channel_ratio=c.lifting_channel_ratio,
+        projection_channel_ratio=c.projection_channel_ratio,
+        channel_mlp_expansion=c.channel_mlp_expansion,
+    )  # the stock FNO, with neuraloperator's own SpectralConv
+    state = ws.storage.load_tensors(tmp_path / "expert.safetensors")[0]
+    missing, unexpected = plain.load_state_dict(state, strict=False)
+    assert not unexpected and all("_metadata" in k for k in missing)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), adapter.functional(params, x)[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(load_expert(tmp_path)(x), plain(x), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,213 @@
+"""A weight-generation run: a TOML config, its stages cached by content, and the loaded result.
+
+A run config names the system, architecture, profile and seed, and the encoder, generator and
+prompter with their settings (``configs/*.toml``). ``train_run`` runs the stages in order, each in a
+folder named by the hash of the config slice it depends on, so a rerun (or another run sharing a
+zoo or an encoder) skips what exists and resumes what was interrupted::
+
+    DIR/zoo-<hash>/          weightspace zoo (resumable on its own)
+    DIR/encoder-<hash>/      encoder/ (component folder), normalizer.safetensors, stage.json
+    DIR/generator-<hash>/    generator/, prompter/, environments.safetensors, stage.json
+    DIR/run.json             the config and the three stage folders
+
+A stage is done when its ``stage.json`` exists (written last, atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightspace.components import Component, Context, Generator, Prompter
+from weightspace.config import make_config
+from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, reconstruction_error, split_holdout
+from weightspace.errors import ConfigError, StorageError
+from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator
+from weightspace.graph import GraphNormalizer
+from weightspace.registry import Registry, default_registry
+from weightspace.storage import atomic_path, load_tensors, save_tensors
+from weightspace.trajectories import by_environment
+from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SECTIONS = ("system_settings", "architecture_config", "zoo", "encoder", "encoder_training")
+SECTIONS += ("generator", "prompter", "generator_training")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    system: str
+    architecture: str
+    profile: str = "quick"
+    seed: int = 0
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"no such run config: {path}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "run config") -> RunConfig:
+        data = dict(data)
+        missing = [k for k in ("system", "architecture") if k not in data]
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(missing)}")
+        top = {k: data.pop(k) for k in ("system", "architecture", "profile", "seed") if k in data}
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+        sections = {s: dict(data.get(s, {})) for s in SECTIONS}
+        for kind, default in (("encoder", "graph-vae"), ("generator", "dit-diffusion"), ("prompter", "dynamics")):
+            sections[kind].setdefault("name", default)
+        return cls(sections=sections, **top)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"system": self.system, "architecture": self.architecture, "profile": self.profile, "seed": self.seed}
+
+
+def content_hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+def _component(registry: Registry, kind: str, section: dict[str, Any], context: Context) -> Component:
+    options = dict(section)
+    cls = registry.get(kind, options.pop("name"))
+    return cls.from_overrides(options, context)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A trained run: the zoo, the codec (encoder + normalizer), the generator and prompter."""
+
+    path: Path
+    zoo: Zoo
+    codec: WeightCodec
+    generator: Generator
+    prompter: Prompter
+    env_scale: EnvironmentScale
+
+    @classmethod
+    def load(cls, path: str | Path, registry: Registry | None = None) -> Run:
+        path, registry = Path(path), registry or default_registry()
+        index = path / "run.json"
+        if not index.is_file():
+            raise StorageError(f"{path} is not a trained run: no run.json (run `weightspace train` first)")
+        stages = json.loads(index.read_text())["stages"]
+        zoo = Zoo.load(path / stages["zoo"], registry)
+        enc_dir, gen_dir = path / stages["encoder"], path / stages["generator"]
+        encoder = Component.load(enc_dir / "encoder", registry).eval()
+        normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(enc_dir / "normalizer.safetensors")[0])
+        generator = Component.load(gen_dir / "generator", registry).eval()
+        prompter = Component.load(gen_dir / "prompter", registry).eval()
+        env = load_tensors(gen_dir / "environments.safetensors")[0]
+        codec = WeightCodec(encoder, normalizer, zoo.adapter)
+        return cls(path, zoo, codec, generator, prompter, EnvironmentScale(env["low"], env["high"]))
+
+
+def train_run(
+    config: RunConfig,
+    out: str | Path,
+    registry: Registry | None = None,
+    device: str | torch.device = "cpu",
+    progress: ZooProgress | None = None,
+) -> Run:
+    """Run (or resume) every stage of ``config`` in ``out`` and return the loaded run."""
+    out, registry, progress = Path(out), registry or default_registry(), progress or ZooProgress()
+    out.mkdir(parents=True, exist_ok=True)
+    s = config.sections
+    plan = plan_zoo(
+        registry,
+        config.system,
+        config.architecture,
+        config.profile,
+        config.seed,
+        system_overrides=s["system_settings"],
+        architecture_overrides=s["architecture_config"],
+        zoo_overrides=s["zoo"],
+    )
+    zoo_key = content_hash(plan.identity())
+    zoo = build_zoo(plan, out / f"zoo-{zoo_key}", device, progress, registry)
+
+    params, expert_env = zoo.experts()
+    seen, seen_params, traj = by_environment(zoo.dataset()["train"])
+    probes = traj.flatten(0, 2)
+    context = Context(zoo.spec.to_json(), tuple(traj.shape[3:]), seen_params.shape[1])
+
+    enc_key = content_hash(zoo_key, s["encoder"], s["encoder_training"])
+    enc_dir = out / f"encoder-{enc_key}"
+    if not (enc_dir / "stage.json").is_file():
+        training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
+        train_idx, held_idx = split_holdout(len(expert_env), training.holdout, config.seed)
+        train_params = {k: v[train_idx] for k, v in params.items()}
+        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params))
+        torch.manual_seed(config.seed)
+        encoder = _component(registry, "encoders", s["encoder"], context)
+        codec = WeightCodec(encoder, normalizer, zoo.adapter)
+        progress.stage(f"encoder {s['encoder']['name']}", training.steps)
+        history = fit_encoder(codec, train_params, probes, zoo.scale, training, config.seed, progress.advance)
+        held = {k: v[held_idx] for k, v in params.items()}
+        pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
+        report = reconstruction_error(codec, held, probes[pick], zoo.scale)
+        encoder.save(enc_dir / "encoder")
+        save_tensors(enc_dir / "normalizer.safetensors", normalizer.state_dict())
+        _write_json(enc_dir / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
+    encoder = Component.load(enc_dir / "encoder", registry).eval()
+    normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(enc_dir / "normalizer.safetensors")[0])
+    codec = WeightCodec(encoder, normalizer, zoo.adapter)
+
+    gen_key = content_hash(enc_key, s["generator"], s["prompter"], s["generator_training"])
+    gen_dir = out / f"generator-{gen_key}"
+    if not (gen_dir / "stage.json").is_file():
+        training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
+        with torch.no_grad():
+            latents = codec.encode(params)[0]
+        tokens, dim = encoder.latent_shape
+        torch.manual_seed(config.seed)
+        prompter = _component(registry, "prompters", s["prompter"], context)
+        full = Context(context.spec_json, context.state_shape, context.n_env_params, tokens, dim, prompter.dim)
+        generator = _component(registry, "generators", s["generator"], full)
+        env_scale = EnvironmentScale.fit(seen_params)
+        group = torch.searchsorted(seen, expert_env)
+        progress.stage(f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", training.steps)
+        history = fit_generator(
+            generator,
+            prompter,
+            latents,
+            group,
+            traj,
+            env_scale.normalize(seen_params),
+            zoo.scale,
+            training,
+            config.seed,
+            progress.advance,
+        )
+        generator.save(gen_dir / "generator")
+        prompter.save(gen_dir / "prompter")
+        save_tensors(gen_dir / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
+        _write_json(gen_dir / "stage.json", {"history": history})
+
+    stages = {"zoo": f"zoo-{zoo_key}", "encoder": enc_dir.name, "generator": gen_dir.name}
+    _write_json(out / "run.json", {"config": {**config.to_dict(), **s}, "stages": stages})
+    return Run.load(out, registry)
