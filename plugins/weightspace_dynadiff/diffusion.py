@@ -51,8 +51,12 @@ def ddim_sample(
     steps: int,
     generator: torch.Generator,
     device: torch.device | str = "cpu",
+    clip: float | None = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM from Gaussian noise drawn with ``generator``, in ``steps`` denoiser calls."""
+    """Deterministic DDIM from Gaussian noise drawn with ``generator``, in ``steps`` denoiser calls.
+
+    ``clip`` bounds each step's estimate of x0 to [-clip, clip] (data at unit variance): at the
+    noisiest steps alpha-bar is tiny and an imperfect noise estimate would otherwise blow x0 up."""
     x = torch.randn(shape, generator=generator).to(device)
     timesteps = torch.linspace(schedule.train_steps - 1, 0, steps).round().long().tolist()
     alpha_bar = schedule.alpha_bar.to(device)
@@ -61,5 +65,8 @@ def ddim_sample(
         a_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
         eps = denoise(x, torch.full((shape[0],), t, device=device))
         x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
         x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
     return x

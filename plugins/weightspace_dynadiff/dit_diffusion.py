@@ -1,10 +1,11 @@
 """The ``dit-diffusion`` generator: a DiT denoiser trained with the epsilon objective, sampled by DDIM.
 
-Latents are centred on the zoo's mean latent and divided by the standard deviation of what remains
-(buffers fitted once on the training latents), so the diffusion runs at unit variance on what
-distinguishes experts: zoo experts descend from one base, and their latents differ from each other
-far less than tokens differ from each other. Classifier-free guidance: during training the condition is
-replaced by a learned null condition with probability ``condition_dropout``; sampling mixes the
+Latents are centred on the zoo's mean latent and divided, coordinate by coordinate, by the standard
+deviation of what remains (buffers fitted once on the training latents), so the diffusion runs at
+unit variance on what distinguishes experts: zoo experts descend from one base, and their latents
+differ from each other far less than tokens differ from each other.
+
+Classifier-free guidance: during training the condition is replaced by a learned null condition with probability ``condition_dropout``; sampling mixes the
 conditional and unconditional predictions with ``guidance`` (1 = conditional only).
 """
 
@@ -34,6 +35,8 @@ class DiTDiffusionConfig:
     """DDIM steps when sampling."""
     condition_dropout: float = 0.1
     guidance: float = 1.0
+    clip_sample: float = 4.0
+    """Bound on DDIM's x0 estimates, in units of the latents' std (0: no bound)."""
 
     def __post_init__(self) -> None:
         require_positive(self, "hidden", "depth", "heads", "train_steps", "sample_steps", "guidance")
@@ -54,12 +57,13 @@ class DiTDiffusion(Generator):
         )
         self.null_condition = nn.Parameter(torch.zeros(context.condition_dim))
         self.register_buffer("latent_mean", torch.zeros(context.latent_tokens, context.latent_dim))
-        self.register_buffer("latent_std", torch.ones(()))
+        self.register_buffer("latent_std", torch.ones(context.latent_tokens, context.latent_dim))
         self.schedule = NoiseSchedule(config.schedule, config.train_steps)
 
     def fit_scale(self, latents: torch.Tensor) -> None:
         self.latent_mean.copy_(latents.mean(dim=0))
-        self.latent_std.fill_(float((latents - self.latent_mean).std()))
+        spread = (latents - self.latent_mean).std(dim=0)
+        self.latent_std.copy_(spread.clamp_min(1e-3 * float(spread.max())))
 
     def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         drop = torch.rand(condition.shape[0], generator=generator).to(condition.device) < self.config.condition_dropout
@@ -84,5 +88,6 @@ class DiTDiffusion(Generator):
 
         shape = (n, self.context.latent_tokens, self.context.latent_dim)
         with torch.no_grad():
-            x = ddim_sample(denoise, shape, self.schedule, self.config.sample_steps, generator, condition.device)
+            clip = self.config.clip_sample or None
+            x = ddim_sample(denoise, shape, self.schedule, self.config.sample_steps, generator, condition.device, clip)
         return x * self.latent_std + self.latent_mean

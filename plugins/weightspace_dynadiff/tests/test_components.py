@@ -100,3 +100,15 @@ def test_graph_normalizer_of_a_zoo_is_invertible(mlp):
     norm = GraphNormalizer.fit(graph)
     for a, b in zip(norm.denormalize(norm.normalize(graph)).nodes, graph.nodes):
         torch.testing.assert_close(a, b)
+
+
+def test_ddim_clip_bounds_the_x0_estimates():
+    schedule = NoiseSchedule("linear", 200)
+    mu = torch.tensor([3.0, -3.0])
+
+    def exact(x, t):
+        a = schedule.alpha_bar[t].view(-1, 1)
+        return (x - a.sqrt() * mu) / (1 - a).sqrt()
+
+    out = ddim_sample(exact, (2, 2), schedule, 10, torch.Generator().manual_seed(0), clip=1.0)
+    assert out.abs().max() <= 1.0 + 1e-5
