@@ -5,8 +5,10 @@ deviation of what remains (buffers fitted once on the training latents), so the 
 unit variance on what distinguishes experts: zoo experts descend from one base, and their latents
 differ from each other far less than tokens differ from each other.
 
-Classifier-free guidance: during training the condition is replaced by a learned null condition with probability ``condition_dropout``; sampling mixes the
-conditional and unconditional predictions with ``guidance`` (1 = conditional only).
+Classifier-free guidance: during training the condition is replaced by a learned null condition
+with probability ``condition_dropout``; sampling mixes the conditional and unconditional
+predictions with ``guidance`` (1 = conditional only). DDIM's x0 estimates are bounded by
+``clip_sample`` standard deviations.
 """
 
 from __future__ import annotations
