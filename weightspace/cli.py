@@ -36,7 +36,8 @@ from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors
 from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
 
-console = Console()
+# piped output (make, CI logs) gets a wide console instead of rich's 80-column default
+console = Console() if sys.stdout.isatty() else Console(width=140)
 
 
 def resolve_device(name: str | None) -> torch.device:
