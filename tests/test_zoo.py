@@ -170,45 +170,14 @@ def test_cli_zoo_build_info_evaluate(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["zoo", "build", "--system", "lotka-volterra", "--arch", "nope", "--out", str(tmp_path)]) == 2
+    build = ["zoo", "build", "--system", "lotka-volterra", "--out", str(tmp_path)]
+    assert main([*build, "--arch", "nope"]) == 2
     assert "unknown architecture 'nope'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "zoo",
-                "build",
-                "--system",
-                "lotka-volterra",
-                "--arch",
-                "mlp-node",
-                "--out",
-                str(tmp_path),
-                "--set",
-                "size=3",
-            ]
-        )
-        == 2
-    )
+    assert main([*build, "--arch", "mlp-node", "--set", "size=3"]) == 2
     assert "prefix the key" in capsys.readouterr().err
     assert main(["zoo", "info", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "zoo",
-                "build",
-                "--system",
-                "lotka-volterra",
-                "--arch",
-                "mlp-node",
-                "--out",
-                str(tmp_path),
-                "--set",
-                "arch.state_dim=3",
-            ]
-        )
-        == 2
-    )
+    assert main([*build, "--arch", "mlp-node", "--set", "arch.state_dim=3"]) == 2
     assert "does not fit" in capsys.readouterr().err
 
 

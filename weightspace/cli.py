@@ -113,6 +113,17 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     console.print(groups)
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     system = default_registry().system(args.system, args.profile, parse_assignments(args.set))
     device = resolve_device(args.device)
@@ -120,14 +131,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     h5_path, png_path = out / f"{system.name}-{system.profile}.h5", out / f"{system.name}-{system.profile}.png"
     n_envs = len(system.environments())
     start = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task(f"simulating {system.name} ({system.profile})", total=n_envs)
         dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n), device)
     sim_seconds = time.perf_counter() - start
@@ -149,17 +153,6 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     console.print(table)
     console.print(f"simulated on {device} in {sim_seconds:.1f} s, {wall:.1f} s with writing; dt = {dataset.dt:g}")
     console.print(f"wrote {h5_path} and {png_path}")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 class _RichZooProgress(ZooProgress):
