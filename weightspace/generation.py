@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from weightspace.architecture import ArchitectureAdapter
+from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.components import Generator, Prompter
 from weightspace.config import config_to_dict, require_positive
 from weightspace.encoding import WeightCodec
@@ -164,7 +164,7 @@ def generate_experts(
         finite = torch.stack([torch.isfinite(v.flatten(1)).all(dim=1) for v in params.values()]).all(dim=0)
         if length > 1:
             target = observed.repeat_interleave(n_candidates, dim=0)
-            if adapter.prediction.value == "one-step":
+            if adapter.prediction is Prediction.ONE_STEP:
                 pred = adapter.functional(params, target[:, :-1])
                 residual_of = (scale.normalize(pred) - scale.normalize(target[:, 1:])).pow(2)
             else:
