@@ -8,6 +8,7 @@ from neuralop.models import FNO
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.generation import load_expert, save_expert
+from weightspace.storage import save_tensors
 
 TINY_RUN = """
 system = "lotka-volterra"
@@ -82,6 +83,14 @@ def test_train_generate_evaluate(tmp_path, capsys):
     assert "best of 4 candidates" in " ".join(capsys.readouterr().out.split())
     module = load_expert(expert)
     assert module(torch.ones(5, 2)).shape == (5, 2)
+
+    frames = tmp_path / "frames.safetensors"
+    save_tensors(frames, {"frames": 1 + torch.rand(3, 2)})  # frames a user observed: [L, *state]
+    assert main(["generate", "--run", str(out), "--frames", str(frames), "--out", str(tmp_path / "from-file")]) == 0
+    assert json.loads((tmp_path / "from-file" / "config.json").read_text())["frames"] == 3
+    save_tensors(frames, {"frames": torch.rand(3, 5)})
+    assert main(["generate", "--run", str(out), "--frames", str(frames), "--out", str(tmp_path / "bad")]) == 2
+    assert "do not fit" in capsys.readouterr().err
 
     results = tmp_path / "results.json"
     argv = ["evaluate", "--run", str(out), "--method", "dynadiff", "--method", "one-for-all", "--out", str(results)]
