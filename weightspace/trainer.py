@@ -163,7 +163,7 @@ def _train_chunk(
             loss = window_loss(adapter, params, val_windows, data.scale, data.dt)
         return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
 
-    best_val = validate()
+    best_val = validate().cpu()
     best_train = torch.full((b,), math.nan)
     best_step = torch.zeros(b, dtype=torch.long)
     stale = torch.zeros(b, dtype=torch.long)

@@ -275,7 +275,7 @@ def perturb_layer(adapter: ArchitectureAdapter, base: Params, seed: int, scale: 
     def noisy(g, t: torch.Tensor) -> torch.Tensor:
         if g.name != name:
             return t
-        return t + scale * t.std() * torch.randn(t.shape, generator=generator, dtype=t.dtype)
+        return t + scale * t.std() * torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
 
     return adapter.from_graph(graph.map(noisy)), name
 
