@@ -35,13 +35,6 @@ class Adapted:
     seconds_per_env: float
 
 
-def environment_trajectories(
-    system: System, env_index: torch.Tensor, n_traj: int, seed: int, stream: str
-) -> torch.Tensor:
-    """Fresh trajectories ``[E, n_traj, T, *state]`` of environments (by index), from their own seed stream."""
-    return simulate_split(system, env_index, n_traj, seed, stream)
-
-
 def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:
     """The first ``length`` frames ``[E, L, *state]`` of one trajectory per environment, from the seed
     stream ``observed``: what every adaptation method (finetune-L, generation) gets to see."""
@@ -49,7 +42,7 @@ def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: 
         raise ConfigError(
             f"{length} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
         )
-    return environment_trajectories(system, env_index, 1, seed, "observed")[:, 0, :length].float()
+    return simulate_split(system, env_index, 1, seed, "observed")[:, 0, :length].float()
 
 
 def one_for_all(zoo: Zoo, n_envs: int) -> Adapted:

@@ -21,11 +21,9 @@ from typing import Any
 
 import torch
 
-from weightspace.architecture import ArchitectureAdapter
 from weightspace.baselines import (
     BASELINES,
     Adapted,
-    environment_trajectories,
     finetune_observed,
     one_for_all,
     one_per_env,
@@ -36,38 +34,14 @@ from weightspace.baselines import (
 from weightspace.errors import ConfigError
 from weightspace.generation import generate_experts
 from weightspace.graph import Params
-from weightspace.metrics import RolloutMetrics, rollout_metrics
+from weightspace.metrics import RolloutMetrics, rollout_experts
 from weightspace.run import Run
+from weightspace.simulation import simulate_split
 from weightspace.system import derived_seed
-from weightspace.trajectories import ChannelScale, by_environment
+from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo
 
 TEST_SPLITS = ("test_in", "test_out")
-
-
-def rollout_experts(
-    adapter: ArchitectureAdapter,
-    params: Params,
-    trajectories: torch.Tensor,
-    scale: ChannelScale,
-    dt: float,
-    expert_batch: int = 16,
-) -> RolloutMetrics:
-    """Metrics of expert e predicting trajectories ``[E, n, T, *state]`` of environment e from frame 0."""
-    parts = []
-    n_envs, n_steps = trajectories.shape[0], trajectories.shape[2] - 1
-    with torch.no_grad():
-        for lo in range(0, n_envs, expert_batch):
-            idx = slice(lo, lo + expert_batch)
-            traj = trajectories[idx]
-            pred = adapter.rollout({k: v[idx] for k, v in params.items()}, traj[:, :, 0], n_steps, dt)
-            parts.append(rollout_metrics(pred, traj, scale))
-
-    def cat(name: str) -> torch.Tensor | None:
-        values = [getattr(p, name) for p in parts]
-        return None if values[0] is None else torch.cat(values)
-
-    return RolloutMetrics(cat("rmse"), cat("rmse_per_step"), cat("ssim_per_step"), cat("valid_horizon"))
 
 
 def summary_row(
@@ -87,6 +61,28 @@ def summary_row(
             {"env_index": int(e), "env_params": dict(zip(param_names, p.tolist())), "rmse": float(r)}
             for e, p, r in zip(env_index, env_params, metrics.rmse.mean(dim=1))
         ],
+    }
+
+
+def scored_row(
+    zoo: Zoo,
+    method: str,
+    split: str,
+    params: Params,
+    environments: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The result row of ``method``'s experts (one per environment) rolled out on a split's
+    ``(env_index, env_params, trajectories)``, with method-specific ``extra`` fields."""
+    env_index, env_params, traj = environments
+    metrics = rollout_experts(zoo.adapter, params, traj, zoo.scale, zoo.dt, zoo.zoo_settings.expert_batch)
+    return {
+        "system": zoo.manifest["system"],
+        "architecture": zoo.manifest["architecture"],
+        "method": method,
+        "split": split,
+        **summary_row(metrics, env_index, env_params, zoo.manifest["param_names"]),
+        **extra,
     }
 
 
@@ -111,7 +107,7 @@ def adapt_baseline(
         if split == "test_in":
             train = by_environment(zoo.dataset()["train"])[2]
         else:
-            train = environment_trajectories(system, env_index, system.settings.n_train, seed, "oracle")
+            train = simulate_split(system, env_index, system.settings.n_train, seed, "oracle")
         return one_per_env(zoo, env_index, train)
     observed = observed_frames_of(system, env_index, observed_frames, seed)
     return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
@@ -142,23 +138,17 @@ def evaluate_zoo(
                 finetune_steps=finetune_steps,
                 finetune_lr=finetune_lr,
             )
-            metrics = rollout_experts(
-                zoo.adapter, adapted.params, traj, zoo.scale, zoo.dt, zoo.zoo_settings.expert_batch
-            )
+            extra = {"observed_frames": observed_frames, "finetune_steps": finetune_steps}
             rows.append(
-                {
-                    "system": zoo.manifest["system"],
-                    "architecture": zoo.manifest["architecture"],
-                    "method": method,
-                    "split": split,
-                    **summary_row(metrics, env_index, env_params, zoo.manifest["param_names"]),
-                    "seconds_per_env": adapted.seconds_per_env,
-                    **(
-                        {"observed_frames": observed_frames, "finetune_steps": finetune_steps}
-                        if method == "finetune-L"
-                        else {}
-                    ),
-                }
+                scored_row(
+                    zoo,
+                    method,
+                    split,
+                    adapted.params,
+                    (env_index, env_params, traj),
+                    seconds_per_env=adapted.seconds_per_env,
+                    **(extra if method == "finetune-L" else {}),
+                )
             )
     return rows
 
@@ -201,21 +191,18 @@ def evaluate_run(
         env_index, env_params, traj = by_environment(dataset[split])
         log(f"dynadiff on {split} ({len(env_index)} environments)")
         params, latencies = generate_for_split(run, env_index, env_params, observed_frames, n_candidates)
-        metrics = rollout_experts(
-            run.zoo.adapter, params, traj, run.zoo.scale, run.zoo.dt, run.zoo.zoo_settings.expert_batch
-        )
         rows.append(
-            {
-                "system": run.zoo.manifest["system"],
-                "architecture": run.zoo.manifest["architecture"],
-                "method": "dynadiff",
-                "split": split,
-                **summary_row(metrics, env_index, env_params, run.zoo.manifest["param_names"]),
-                "seconds_per_env": statistics.median(latencies) / 1000,
-                "gen_latency_ms": statistics.median(latencies),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "observed_frames": observed_frames,
-                "candidates": n_candidates,
-            }
+            scored_row(
+                run.zoo,
+                "dynadiff",
+                split,
+                params,
+                (env_index, env_params, traj),
+                seconds_per_env=statistics.median(latencies) / 1000,
+                gen_latency_ms=statistics.median(latencies),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                observed_frames=observed_frames,
+                candidates=n_candidates,
+            )
         )
     return rows

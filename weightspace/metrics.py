@@ -5,7 +5,8 @@ normalized per channel (:class:`weightspace.trajectories.ChannelScale`). SSIM is
 Gaussian-window structural similarity (window 7, sigma 1.5, K1 0.01, K2 0.03; Wang et al. 2004)
 per channel and frame with the target frame's value range as data range, averaged over channels.
 The valid horizon is the number of leading predicted steps whose SSIM stays above a threshold
-(0.8). Everything is batched over any leading axes (experts, trajectories).
+(0.8). Everything is batched over any leading axes (experts, trajectories); :func:`rollout_experts`
+rolls experts out on their environments' trajectories and scores them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.graph import Params
 from weightspace.trajectories import ChannelScale
 
 SSIM_WINDOW = 7
@@ -76,3 +79,28 @@ def rollout_metrics(prediction: torch.Tensor, target: torch.Tensor, scale: Chann
     s = torch.where(finite.flatten(-3).all(dim=-1), s, torch.zeros_like(s))
     valid = (s > VALID_SSIM).long().cumprod(dim=-1).sum(dim=-1)
     return RolloutMetrics(rmse, per_step.sqrt(), s, valid)
+
+
+def rollout_experts(
+    adapter: ArchitectureAdapter,
+    params: Params,
+    trajectories: torch.Tensor,
+    scale: ChannelScale,
+    dt: float,
+    expert_batch: int = 16,
+) -> RolloutMetrics:
+    """Metrics of expert e predicting trajectories ``[E, n, T, *state]`` of environment e from frame 0."""
+    parts = []
+    n_envs, n_steps = trajectories.shape[0], trajectories.shape[2] - 1
+    with torch.no_grad():
+        for lo in range(0, n_envs, expert_batch):
+            idx = slice(lo, lo + expert_batch)
+            traj = trajectories[idx]
+            pred = adapter.rollout({k: v[idx] for k, v in params.items()}, traj[:, :, 0], n_steps, dt)
+            parts.append(rollout_metrics(pred, traj, scale))
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    return RolloutMetrics(cat("rmse"), cat("rmse_per_step"), cat("ssim_per_step"), cat("valid_horizon"))

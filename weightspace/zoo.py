@@ -37,7 +37,7 @@ from weightspace.config import config_to_dict, make_config, require_positive
 from weightspace.dataset import Dataset, load_dataset, write_dataset
 from weightspace.errors import ConfigError, StorageError, WeightspaceError
 from weightspace.graph import GraphSpec, Params
-from weightspace.metrics import rollout_metrics
+from weightspace.metrics import rollout_experts
 from weightspace.registry import Registry, default_registry
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors, save_tensors
@@ -317,15 +317,6 @@ def _num(x: torch.Tensor | float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _validation_rmse(
-    adapter: ArchitectureAdapter, params: Params, val: torch.Tensor, data: TrainingData
-) -> torch.Tensor:
-    """Rollout RMSE of each expert ``[B]`` on its validation trajectories ``[B, n, T, *state]``."""
-    with torch.no_grad():
-        pred = adapter.rollout(params, val[:, :, 0], val.shape[2] - 1, data.dt)
-    return rollout_metrics(pred, val, data.scale).rmse.mean(dim=1)
-
-
 class ZooProgress:
     """Callbacks a builder reports to (the CLI draws rich progress bars; tests count calls)."""
 
@@ -387,7 +378,7 @@ def build_zoo(
         base_seed = derived_seed(plan.seed, "base")
         init = adapter.init_params(1, base_seed, device)
         result = train_experts(adapter, init, pooled, [0], [base_seed], config, advance=progress.advance)
-        rmse = _validation_rmse(adapter, result.params, pooled.val, pooled)
+        rmse = rollout_experts(adapter, result.params, pooled.val, scale, dataset.dt, s.expert_batch).rmse.mean(dim=1)
         if not (result.val_loss[0] <= s.max_loss):
             raise TrainingError(
                 f"the base expert diverged (validation loss {float(result.val_loss[0]):.3g} > max_loss "
@@ -422,7 +413,7 @@ def build_zoo(
         init = {k: torch.cat([p[k] for p in inits]) for k in inits[0]}
         group = [pos for pos, _ in chunk]
         result = train_experts(adapter, init, per_env, group, seeds, config, advance=progress.advance)
-        rmse = _validation_rmse(adapter, result.params, val[group], per_env)
+        rmse = rollout_experts(adapter, result.params, val[group], scale, dataset.dt, s.expert_batch).rmse.mean(dim=1)
         for i, (pos, slot) in enumerate(chunk):
             record = {
                 "slot": slot,
