@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from weightspace.architecture import Prediction
 from weightspace.diagnostics import architecture_report
+from weightspace.graph import align_to, permute_params, random_permutations
 from weightspace.registry import default_registry
 from weightspace.testing import check_architecture, config_strategy, random_params
 
@@ -69,3 +70,19 @@ def test_declared_predictions():
     assert registry.get("architectures", "mlp-node").prediction is Prediction.VECTOR_FIELD
     for name in ("fno", "uno", "wno"):
         assert registry.get("architectures", name).prediction is Prediction.ONE_STEP
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_weight_matching_undoes_random_permutations(name):
+    """Aligning permuted copies of a network to it recovers the network exactly, for every set of
+    hidden units the architecture declares (complex spectral weights included)."""
+    adapter = default_registry().architecture(name)
+    spec = adapter.spec
+    reference = random_params(adapter, 1, seed=0)
+    copies = {k: v.expand(3, *v.shape[1:]) for k, v in reference.items()}
+    perms = random_permutations(spec, 3, torch.Generator().manual_seed(1))
+    shuffled = permute_params(spec, copies, perms)
+    aligned = permute_params(spec, shuffled, align_to(spec, shuffled, reference))
+    assert all(torch.equal(aligned[k], copies[k]) for k in copies)
+    identity = align_to(spec, reference, reference)
+    assert all(torch.equal(p[0], torch.arange(p.shape[1])) for p in identity.values())

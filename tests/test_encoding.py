@@ -10,12 +10,12 @@ from weightspace.graph import GraphNormalizer
 from weightspace.trajectories import ChannelScale
 
 
-def _toy_zoo(n=40):
+def _toy_zoo(n=40, spread=0.3):
     """Experts of a small vector field: one base plus perturbations, as a domain-adaptive zoo has."""
     adapter = ws.architecture("mlp-node", hidden_width=8)
     base = adapter.init_params(1, seed=0)
     g = torch.Generator().manual_seed(1)
-    params = {k: v + 0.3 * v.std() * torch.randn(n, *v.shape[1:], generator=g) for k, v in base.items()}
+    params = {k: v + spread * v.std() * torch.randn(n, *v.shape[1:], generator=g) for k, v in base.items()}
     states = 1 + 2 * torch.rand(512, 2, generator=g)
     return adapter, params, states, ChannelScale.fit(states[None], 1)
 
@@ -40,3 +40,17 @@ def test_function_loss_decreases_and_beats_no_function_loss():
     assert history[-1]["function"] < 0.5 * history[0]["function"]
     _, without = _train(adapter, params, states, scale, 0.0)
     assert with_function["function_error"] < without["function_error"]
+
+
+def test_network_centred_codec_encodes_permuted_experts_alike():
+    """With the zoo's mean network as reference, experts are aligned before encoding: a hidden-unit
+    permutation of an expert (the same function) gets the same latent."""
+    adapter, params, _, _ = _toy_zoo(spread=0.1)
+    context = Context(adapter.spec.to_json(), (2,), 2)
+    encoder = GraphVAE.from_overrides({"width": 16, "latent_dim": 4, "heads": 2}, context).eval()
+    codec = WeightCodec(encoder, GraphNormalizer.fit(adapter.to_graph(params), centre="network"), adapter)
+    perms = ws.graph.random_permutations(adapter.spec, len(params["layers.0.weight"]), torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        original = codec.encode(params)[0]
+        permuted = codec.encode(ws.graph.permute_params(adapter.spec, params, perms))[0]
+    assert torch.allclose(original, permuted, atol=1e-5)

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from weightspace.errors import WeightError
 from weightspace.graph import GraphNormalizer, WeightGraph, apply_permutation, random_permutations
 
 
@@ -36,3 +38,33 @@ def test_state_dict_round_trip(toy_graph):
     norm = GraphNormalizer.fit(toy_graph)
     again = GraphNormalizer.from_state_dict(toy_graph.spec, norm.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(again.normalize(toy_graph).nodes, norm.normalize(toy_graph).nodes))
+
+
+def test_network_centre_subtracts_the_mean_network_and_round_trips(toy_graph):
+    norm = GraphNormalizer.fit(toy_graph, centre="network")
+    z = norm.normalize(toy_graph)
+    for t in z.nodes:
+        assert torch.allclose(t.mean(dim=0), torch.zeros_like(t[0]), atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(norm.denormalize(z).nodes, toy_graph.nodes))
+    again = GraphNormalizer.from_state_dict(toy_graph.spec, norm.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(again.normalize(toy_graph).nodes, z.nodes))
+    assert (
+        GraphNormalizer.from_state_dict(toy_graph.spec, GraphNormalizer.fit(toy_graph).state_dict()).reference is None
+    )
+
+
+def test_network_centre_keeps_what_distinguishes_networks_at_unit_scale(toy_spec, toy_params):
+    # networks that share a base and differ by 1% of its scale: pooled statistics leave the
+    # differences at about 0.01, network centring brings them to unit scale
+    g = torch.Generator().manual_seed(3)
+    zoo = {k: v[:1] + 0.01 * torch.randn(20, *v.shape[1:], generator=g, dtype=v.dtype) for k, v in toy_params.items()}
+    graph = WeightGraph.from_params(toy_spec, zoo)
+    pooled = GraphNormalizer.fit(graph).normalize(graph)
+    centred = GraphNormalizer.fit(graph, centre="network").normalize(graph)
+    assert float(pooled["a"].std(dim=0).mean()) < 0.05
+    assert 0.5 < float(centred["a"].std(dim=0).mean()) < 1.5
+
+
+def test_unknown_centre_is_named(toy_graph):
+    with pytest.raises(WeightError, match="unknown normalization centre 'median'"):
+        GraphNormalizer.fit(toy_graph, centre="median")

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import weightspace.zoo as zoo_module
+from weightspace.baselines import nearest_zoo
 from weightspace.cli import main
-from weightspace.errors import StorageError
+from weightspace.errors import ConfigError, StorageError
 from weightspace.evaluation import evaluate_zoo
 from weightspace.registry import default_registry
 from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
@@ -144,16 +145,29 @@ def test_random_init_zoo(tmp_path):
 
 
 def test_evaluate_rows(built):
-    rows = evaluate_zoo(built, ["one-for-all", "one-per-env", "finetune-L"], observed_frames=3, finetune_steps=5)
-    assert [(r["method"], r["split"]) for r in rows] == [
-        (m, s) for s in ("test_in", "test_out") for m in ("one-for-all", "one-per-env", "finetune-L")
-    ]
+    methods = ("one-for-all", "one-per-env", "finetune-L", "nearest-zoo")
+    rows = evaluate_zoo(built, methods, observed_frames=3, finetune_steps=5)
+    assert [(r["method"], r["split"]) for r in rows] == [(m, s) for s in ("test_in", "test_out") for m in methods]
     for r in rows:
         assert {"system", "architecture", "rmse_mean", "rmse_std", "ssim_mean", "n_envs", "n_traj"} <= set(r)
         assert r["rmse_mean"] > 0 and r["ssim_mean"] is None
         assert len(r["rmse_per_step"]) == SYSTEM["n_frames"] - 1
         assert len(r["per_env"]) == r["n_envs"]
-    assert rows[0]["n_envs"] == 2 and rows[3]["n_envs"] == 2 and rows[0]["n_traj"] == 2
+    assert rows[0]["n_envs"] == 2 and rows[4]["n_envs"] == 2 and rows[0]["n_traj"] == 2
+    assert rows[3]["observed_frames"] == 3 and "finetune_steps" not in rows[3]
+
+
+def test_nearest_zoo_retrieves_the_expert_that_best_reproduces_the_frames(built):
+    experts, _ = built.experts()
+    n = len(experts["layers.0.weight"])
+    # frames produced by zoo expert 1 itself: retrieval must find it (residual zero)
+    start = built.dataset()["test_out"].trajectories[:1, 0].float()
+    with torch.no_grad():
+        frames = built.adapter.rollout({k: v[1:2] for k, v in experts.items()}, start[:, None], 3, built.dt)[:, 0]
+    chosen = nearest_zoo(built, frames).params
+    assert all(torch.equal(chosen[k][0], experts[k][1]) for k in experts) and n > 1
+    with pytest.raises(ConfigError, match="at least 2 observed frames"):
+        nearest_zoo(built, frames[:, :1])
 
 
 def test_cli_zoo_build_info_evaluate(tmp_path, capsys):

@@ -8,6 +8,9 @@ Each gives one expert per evaluated environment, stacked ``[E, ...]``, and the w
 - ``finetune-L``: the base fine-tuned for a fixed number of gradient steps on only the first L
   observed frames of one trajectory of the environment: the gradient-based adaptation that
   generation from the same L frames must beat in time and accuracy.
+- ``nearest-zoo``: the zoo expert that best reproduces the observed frames (the residual generation
+  uses to pick among its candidates): retrieval without generation, which generation must beat on
+  unseen environments to show it does more than look experts up.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import torch
 
 from weightspace.errors import ConfigError
 from weightspace.graph import Params
+from weightspace.metrics import observation_residual
 from weightspace.simulation import simulate_split
 from weightspace.system import System, derived_seed
 from weightspace.trainer import TrainingData, train_experts
 from weightspace.zoo import Zoo
 
-BASELINES = ("one-for-all", "one-per-env", "finetune-L")
+BASELINES = ("one-for-all", "one-per-env", "finetune-L", "nearest-zoo")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,21 @@ def one_per_env(zoo: Zoo, env_index: torch.Tensor, train: torch.Tensor, steps: i
     n_val = settings.n_val if train.shape[1] > settings.n_val else 0
     data = TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
     return _finetune(zoo, env_index, data, config, "one-per-env")
+
+
+def nearest_zoo(zoo: Zoo, observed: torch.Tensor) -> Adapted:
+    """Per environment, the zoo expert with the lowest residual on its observed frames ``[E, L, *state]``."""
+    if observed.shape[1] < 2:
+        raise ConfigError(f"nearest-zoo needs at least 2 observed frames to compare experts; got L={observed.shape[1]}")
+    start = time.perf_counter()
+    experts, _ = zoo.experts()
+    n = len(next(iter(experts.values())))
+    with torch.no_grad():
+        chosen = [
+            int(observation_residual(zoo.adapter, experts, frames.expand(n, *frames.shape), zoo.scale, zoo.dt).argmin())
+            for frames in observed
+        ]
+    return Adapted({k: v[chosen] for k, v in experts.items()}, (time.perf_counter() - start) / len(observed))
 
 
 def finetune_observed(

@@ -4,20 +4,23 @@ The function loss runs decoded and original weights through the real architectur
 batched functional evaluation) on probe inputs: states drawn from the zoo's training trajectories
 (one-step inputs for operators, states along trajectories for vector fields). Outputs are compared
 on the per-channel normalized scale, so the loss reads as a normalized MSE. Weight graphs are
-normalized per node group (:class:`weightspace.graph.GraphNormalizer`) before encoding.
+normalized (:class:`weightspace.graph.GraphNormalizer`) before encoding; when the normalizer
+subtracts a reference network, every network is first aligned to it by weight matching, so that
+encoding does not depend on the order of hidden units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Encoder
 from weightspace.config import require_positive
-from weightspace.graph import GraphNormalizer, Params, WeightGraph
+from weightspace.graph import GraphNormalizer, Params, WeightGraph, align_to, permute_params
 from weightspace.trajectories import ChannelScale
 
 
@@ -30,11 +33,15 @@ class EncoderTraining:
     """Probe inputs per step for the function loss."""
     holdout: float = 0.1
     """Fraction of zoo experts held out to measure reconstruction (at least one)."""
+    centre: Literal["group", "network"] = "network"
+    """Normalization: subtract the zoo's mean network (``network``) or only per-group means (``group``)."""
 
     def __post_init__(self) -> None:
         require_positive(self, "steps", "lr", "batch_size", "n_probes")
         if not 0 < self.holdout < 1:
             raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
+        if self.centre not in ("group", "network"):
+            raise ValueError(f"centre must be 'group' or 'network', got {self.centre!r}")
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,15 @@ class WeightCodec:
     normalizer: GraphNormalizer
     adapter: ArchitectureAdapter
 
+    def nodes(self, params: Params) -> tuple[torch.Tensor, ...]:
+        """The normalized node features the encoder reads, networks aligned to the reference first."""
+        reference = self.normalizer.reference_params()
+        if reference is not None:
+            params = permute_params(self.adapter.spec, params, align_to(self.adapter.spec, params, reference))
+        return self.normalizer.normalize(self.adapter.to_graph(params)).nodes
+
     def encode(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder.encode(self.normalizer.normalize(self.adapter.to_graph(params)).nodes)
+        return self.encoder.encode(self.nodes(params))
 
     def decode(self, latents: torch.Tensor) -> Params:
         graph = WeightGraph(self.adapter.spec, self.encoder.decode(latents))
@@ -84,7 +98,7 @@ def fit_encoder(
     """Train ``codec.encoder`` on the networks ``params`` (``[N, ...]``); returns the loss history
     (one entry per 50 steps) with its parts: mse, kl, function."""
     encoder, config = codec.encoder, codec.encoder.config
-    nodes = codec.normalizer.normalize(codec.adapter.to_graph(params)).nodes
+    nodes = codec.nodes(params)
     n = nodes[0].shape[0]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=training.lr, weight_decay=1e-4)
@@ -131,7 +145,7 @@ def reconstruction_error(
     """Weight-space MSE (normalized features) and function-space error of reconstructing ``params``
     through the latent means, averaged over networks."""
     with torch.no_grad():
-        nodes = codec.normalizer.normalize(codec.adapter.to_graph(params)).nodes
+        nodes = codec.nodes(params)
         mean, _ = codec.encoder.encode(nodes)
         decoded = codec.encoder.decode(mean)
         mse = sum((d - t).pow(2).sum() for d, t in zip(decoded, nodes)) / sum(t.numel() for t in nodes)

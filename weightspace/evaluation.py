@@ -25,6 +25,7 @@ from weightspace.baselines import (
     BASELINES,
     Adapted,
     finetune_observed,
+    nearest_zoo,
     one_for_all,
     one_per_env,
 )
@@ -110,6 +111,8 @@ def adapt_baseline(
             train = simulate_split(system, env_index, system.settings.n_train, seed, "oracle")
         return one_per_env(zoo, env_index, train)
     observed = observed_frames_of(system, env_index, observed_frames, seed)
+    if method == "nearest-zoo":
+        return nearest_zoo(zoo, observed)
     return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
 
 
@@ -138,7 +141,12 @@ def evaluate_zoo(
                 finetune_steps=finetune_steps,
                 finetune_lr=finetune_lr,
             )
-            extra = {"observed_frames": observed_frames, "finetune_steps": finetune_steps}
+            extra = {
+                "one-for-all": {},
+                "one-per-env": {},
+                "nearest-zoo": {"observed_frames": observed_frames},
+                "finetune-L": {"observed_frames": observed_frames, "finetune_steps": finetune_steps},
+            }[method]
             rows.append(
                 scored_row(
                     zoo,
@@ -147,7 +155,7 @@ def evaluate_zoo(
                     adapted.params,
                     (env_index, env_params, traj),
                     seconds_per_env=adapted.seconds_per_env,
-                    **(extra if method == "finetune-L" else {}),
+                    **extra,
                 )
             )
     return rows

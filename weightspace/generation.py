@@ -23,12 +23,13 @@ from typing import Any
 
 import torch
 
-from weightspace.architecture import ArchitectureAdapter, Prediction
+from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Generator, Prompter
 from weightspace.config import config_to_dict, require_positive
 from weightspace.encoding import WeightCodec
 from weightspace.errors import WeightError
 from weightspace.graph import Params, check_params
+from weightspace.metrics import observation_residual
 from weightspace.storage import atomic_path, load_tensors, save_tensors
 from weightspace.trajectories import ChannelScale
 
@@ -154,7 +155,7 @@ def generate_experts(
 
     ``env_params`` (normalized, ``[E, P]``) is read only by the oracle prompter."""
     start = time.perf_counter()
-    n_envs, length = observed.shape[0], observed.shape[1]
+    n_envs = observed.shape[0]
     adapter = codec.adapter
     with torch.no_grad():
         condition = prompter(scale.normalize(observed), env_params)
@@ -162,18 +163,9 @@ def generate_experts(
         latents = generator.sample(condition, torch.Generator().manual_seed(seed))
         params = codec.decode(latents)
         finite = torch.stack([torch.isfinite(v.flatten(1)).all(dim=1) for v in params.values()]).all(dim=0)
-        if length > 1:
-            target = observed.repeat_interleave(n_candidates, dim=0)
-            if adapter.prediction is Prediction.ONE_STEP:
-                pred = adapter.functional(params, target[:, :-1])
-                residual_of = (scale.normalize(pred) - scale.normalize(target[:, 1:])).pow(2)
-            else:
-                pred = adapter.rollout(params, target[:, :1], length - 1, dt)[:, :, 1:]
-                residual_of = (scale.normalize(pred[:, 0]) - scale.normalize(target[:, 1:])).pow(2)
-            residual = residual_of.flatten(1).mean(dim=1)
-        else:
-            residual = torch.zeros(len(latents))
-        residual = torch.where(finite & torch.isfinite(residual), residual, torch.full_like(residual, torch.inf))
+        target = observed.repeat_interleave(n_candidates, dim=0)
+        residual = observation_residual(adapter, params, target, scale, dt)
+        residual = torch.where(finite, residual, torch.full_like(residual, torch.inf))
         residual = residual.view(n_envs, n_candidates)
         best = residual.argmin(dim=1)
         if torch.isinf(residual.gather(1, best[:, None])).any():

@@ -7,6 +7,8 @@ per channel and frame with the target frame's value range as data range, average
 The valid horizon is the number of leading predicted steps whose SSIM stays above a threshold
 (0.8). Everything is batched over any leading axes (experts, trajectories); :func:`rollout_experts`
 rolls experts out on their environments' trajectories and scores them.
+:func:`observation_residual` scores how well networks reproduce a few observed frames: how
+gradient-free adaptation picks among candidates (generated experts, or zoo experts for retrieval).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from weightspace.architecture import ArchitectureAdapter
+from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.graph import Params
 from weightspace.trajectories import ChannelScale
 
@@ -104,3 +106,19 @@ def rollout_experts(
         return None if values[0] is None else torch.cat(values)
 
     return RolloutMetrics(cat("rmse"), cat("rmse_per_step"), cat("ssim_per_step"), cat("valid_horizon"))
+
+
+def observation_residual(
+    adapter: ArchitectureAdapter, params: Params, observed: torch.Tensor, scale: ChannelScale, dt: float
+) -> torch.Tensor:
+    """Normalized MSE ``[N]`` of N networks reproducing their observed frames ``[N, L, *state]``
+    (raw, L >= 2): one-step operators predict frame t+1 from frame t; vector fields integrate from
+    the first frame. Non-finite predictions score inf."""
+    if observed.shape[1] < 2:
+        return torch.zeros(observed.shape[0])
+    if adapter.prediction is Prediction.ONE_STEP:
+        pred = adapter.functional(params, observed[:, :-1])
+    else:
+        pred = adapter.rollout(params, observed[:, :1], observed.shape[1] - 1, dt)[:, 0, 1:]
+    residual = (scale.normalize(pred) - scale.normalize(observed[:, 1:])).pow(2).flatten(1).mean(dim=1)
+    return torch.where(torch.isfinite(residual), residual, torch.full_like(residual, torch.inf))

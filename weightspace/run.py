@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from weightspace.components import Component, Context, Generator, Prompter
-from weightspace.config import make_config
+from weightspace.config import config_to_dict, make_config
 from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, reconstruction_error, split_holdout
 from weightspace.errors import ConfigError, StorageError
 from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator
@@ -97,6 +97,15 @@ def _component(registry: Registry, kind: str, section: dict[str, Any], context: 
     return cls.from_overrides(options, context)
 
 
+def _resolved(registry: Registry, kind: str, section: dict[str, Any]) -> dict[str, Any]:
+    """A component section with every default filled in: what a stage's cache key must cover, so
+    that a changed default retrains the stage instead of reusing a stale one."""
+    options = dict(section)
+    name = options.pop("name")
+    cls = registry.get(kind, name)
+    return {"name": name, **config_to_dict(make_config(cls.Config, options, owner=f"{cls.kind} {name!r}"))}
+
+
 @dataclass(frozen=True)
 class Run:
     """A trained run: the zoo, the codec (encoder + normalizer), the generator and prompter."""
@@ -135,8 +144,11 @@ def train_run(
 ) -> Run:
     """Run (or resume) every stage of ``config`` in ``out`` and return the loaded run."""
     out, registry, progress = Path(out), registry or default_registry(), progress or ZooProgress()
-    out.mkdir(parents=True, exist_ok=True)
     s = config.sections
+    encoder_training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
+    generator_training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
+    resolved = {kind: _resolved(registry, f"{kind}s", s[kind]) for kind in ("encoder", "generator", "prompter")}
+    out.mkdir(parents=True, exist_ok=True)
     plan = plan_zoo(
         registry,
         config.system,
@@ -155,13 +167,13 @@ def train_run(
     probes = traj.flatten(0, 2)
     context = Context(zoo.spec.to_json(), tuple(traj.shape[3:]), seen_params.shape[1])
 
-    enc_key = content_hash(zoo_key, s["encoder"], s["encoder_training"])
+    enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
     enc_dir = out / f"encoder-{enc_key}"
     if not (enc_dir / "stage.json").is_file():
-        training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
+        training = encoder_training
         train_idx, held_idx = split_holdout(len(expert_env), training.holdout, config.seed)
         train_params = {k: v[train_idx] for k, v in params.items()}
-        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params))
+        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params), training.centre)
         torch.manual_seed(config.seed)
         encoder = _component(registry, "encoders", s["encoder"], context)
         codec = WeightCodec(encoder, normalizer, zoo.adapter)
@@ -177,10 +189,10 @@ def train_run(
     normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(enc_dir / "normalizer.safetensors")[0])
     codec = WeightCodec(encoder, normalizer, zoo.adapter)
 
-    gen_key = content_hash(enc_key, s["generator"], s["prompter"], s["generator_training"])
+    gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
     gen_dir = out / f"generator-{gen_key}"
     if not (gen_dir / "stage.json").is_file():
-        training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
+        training = generator_training
         with torch.no_grad():
             latents = codec.encode(params)[0]
         tokens, dim = encoder.latent_shape

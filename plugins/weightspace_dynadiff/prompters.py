@@ -6,7 +6,9 @@
   variance, energy, enstrophy summed over channels; components and second moments for ODE states),
   their temporal mean and trend over the L frames, through an MLP (after a signed log to tame scales);
 - implicit: each frame's 2-D FFT truncated to the ``modes`` lowest frequencies per axis (real and
-  imaginary parts; the raw state for ODEs) through a GRU, whose final hidden state is kept.
+  imaginary parts) through a GRU, whose final hidden state is kept. For ODE states the GRU reads each
+  state with its change to the next frame (zero for the last): the sampled vector field, from which
+  the equation's coefficients can be read (a Fourier spectrum of a few scalars would say nothing).
 
 Both are concatenated and mixed into the condition vector. An auxiliary linear head regresses the
 normalized environment parameters from it (``aux_loss``). Any L >= 1 works; training draws L at random.
@@ -51,7 +53,7 @@ class DynamicsPrompter(Prompter):
         n_stats = frame_statistics(probe, ode=self.ode).shape[-1]
         h = config.hidden
         self.explicit = nn.Sequential(nn.Linear(2 * n_stats, h), nn.GELU(), nn.Linear(h, h))
-        self.implicit = nn.GRU(self._spectrum(probe).shape[-1], h, batch_first=True)
+        self.implicit = nn.GRU(self._sequence(probe).shape[-1], h, batch_first=True)
         self.mix = nn.Sequential(nn.Linear(2 * h, h), nn.GELU(), nn.Linear(h, config.dim))
         self.aux = nn.Linear(config.dim, context.n_env_params)
 
@@ -59,9 +61,11 @@ class DynamicsPrompter(Prompter):
     def dim(self) -> int:
         return self.config.dim
 
-    def _spectrum(self, frames: torch.Tensor) -> torch.Tensor:
+    def _sequence(self, frames: torch.Tensor) -> torch.Tensor:
+        """The implicit branch's input per frame ``[B, L, features]``."""
         if self.ode:
-            return frames
+            change = torch.diff(frames, dim=1, append=frames[:, -1:])
+            return torch.cat([frames, change], dim=-1)
         m = self.config.modes
         spec = torch.fft.rfft2(frames, norm="ortho")
         low = torch.cat([spec[..., :m, :m], spec[..., -m:, :m]], dim=-2)
@@ -72,7 +76,7 @@ class DynamicsPrompter(Prompter):
         n = frames.shape[1]
         trend = (stats[:, -1] - stats[:, 0]) / max(n - 1, 1)
         explicit = self.explicit(signed_log(torch.cat([stats.mean(dim=1), trend], dim=-1)))
-        _, hidden = self.implicit(self._spectrum(frames))
+        _, hidden = self.implicit(self._sequence(frames))
         return self.mix(torch.cat([explicit, hidden[-1]], dim=-1))
 
     def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Weight graphs: networks as per-layer node features, with their spec and symmetries."""
 
 from weightspace.graph.normalization import GraphNormalizer
-from weightspace.graph.permutation import apply_permutation, permute_params, random_permutations
+from weightspace.graph.permutation import align_to, apply_permutation, permute_params, random_permutations
 from weightspace.graph.spec import (
     GraphSpec,
     GroupLayout,
@@ -31,6 +31,7 @@ __all__ = [
     "PermutationSpec",
     "PermutedAxis",
     "WeightGraph",
+    "align_to",
     "apply_permutation",
     "check_params",
     "dense_members",

@@ -2,7 +2,9 @@
 
 Reordering a set of interchangeable hidden units (and, with them, every parameter axis that the
 spec's ``PermutationSpec`` lists) leaves the network's function unchanged. These helpers apply such
-permutations to parameters or graphs, for data augmentation and for the equivariance tests.
+permutations to parameters or graphs, for data augmentation and for the equivariance tests, and
+align networks to a reference (weight matching) so that a model which is not itself invariant sees
+every network in one canonical order.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from weightspace.errors import WeightError
 from weightspace.graph.spec import GraphSpec
@@ -63,3 +66,40 @@ def _batched_index(name: str, perm: torch.Tensor, batch: int, size: int) -> torc
     if not torch.equal(perm.sort(dim=1).values, torch.arange(size, device=perm.device).expand(batch, -1)):
         raise WeightError(f"permutation {name!r} is not a permutation of 0..{size - 1}")
     return perm.long()
+
+
+def align_to(
+    spec: GraphSpec, params: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], rounds: int = 5
+) -> dict[str, torch.Tensor]:
+    """Permutations ``{name: [B, size]}`` that reorder each network's hidden units to best match
+    ``reference`` (batch of one), to pass to :func:`permute_params`.
+
+    Weight matching (Ainsworth et al., "Git Re-Basin", 2023): coordinate descent over the permutable
+    sets, each step a linear assignment that maximizes the inner product between the reference's and
+    the network's parameters moving with the set, the other sets held at their current order. A
+    network that is a permuted copy of the reference gets its permutation undone exactly."""
+    check_params(spec, params, batched=True, check_finite=False)
+    batch = next(iter(params.values())).shape[0]
+    perms = {p.name: torch.arange(p.size).expand(batch, -1).clone() for p in spec.permutations}
+    for _ in range(rounds):
+        changed = False
+        for ps in spec.permutations:
+            others = permute_params(spec, params, {n: q for n, q in perms.items() if n != ps.name})
+            score = torch.zeros(batch, ps.size, ps.size, dtype=torch.float64)
+            for ax in ps.axes:
+                ref, net = (_units(t[ax.param], ax.axis + 1, ax.start, ps.size) for t in (reference, others))
+                score += ref @ net.transpose(1, 2)
+            for b in range(batch):
+                new = torch.as_tensor(linear_sum_assignment(score[b].numpy(), maximize=True)[1])
+                changed |= not torch.equal(new, perms[ps.name][b])
+                perms[ps.name][b] = new
+        if not changed:
+            break
+    return perms
+
+
+def _units(t: torch.Tensor, dim: int, start: int, size: int) -> torch.Tensor:
+    """``[B, size, rest]``: the slice of ``t`` along ``dim`` moved by a permutation, flattened per unit."""
+    t = t.detach()
+    t = torch.view_as_real(t) if t.is_complex() else t
+    return t.narrow(dim, start, size).movedim(dim, 1).reshape(t.shape[0], size, -1).double()
