@@ -5,7 +5,14 @@ from weightspace_dynadiff.graph_vae import GraphVAE
 
 import weightspace as ws
 from weightspace.components import Context
-from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, reconstruction_error, split_holdout
+from weightspace.encoding import (
+    EncoderTraining,
+    WeightCodec,
+    fit_encoder,
+    permutation_sensitivity,
+    reconstruction_error,
+    split_holdout,
+)
 from weightspace.graph import GraphNormalizer
 from weightspace.trajectories import ChannelScale
 
@@ -54,3 +61,16 @@ def test_network_centred_codec_encodes_permuted_experts_alike():
         original = codec.encode(params)[0]
         permuted = codec.encode(ws.graph.permute_params(adapter.spec, params, perms))[0]
     assert torch.allclose(original, permuted, atol=1e-5)
+
+
+def test_permuting_a_tenth_of_hidden_units_changes_decoded_functions_little_once_aligned():
+    adapter, params, states, scale = _toy_zoo(n=12, spread=0.1)
+    context = Context(adapter.spec.to_json(), (2,), 2)
+    torch.manual_seed(0)
+    encoder = GraphVAE.from_overrides({"width": 16, "latent_dim": 4, "heads": 2}, context).eval()
+    graph = adapter.to_graph(params)
+    aligned = WeightCodec(encoder, GraphNormalizer.fit(graph, centre="network"), adapter)
+    unaligned = WeightCodec(encoder, GraphNormalizer.fit(graph), adapter)
+    change = permutation_sensitivity(aligned, params, states, scale, 0.1, seed=0)
+    assert change < 1e-8
+    assert permutation_sensitivity(unaligned, params, states, scale, 0.1, seed=0) > 1e3 * max(change, 1e-12)

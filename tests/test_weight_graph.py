@@ -172,3 +172,12 @@ def test_bad_permutations_are_rejected(toy_graph):
         apply_permutation(toy_graph, {"hidden": torch.tensor([0, 1, 2])})
     with pytest.raises(PluginError, match="unknown permutation 'nope'; toy has: hidden"):
         apply_permutation(toy_graph, {"nope": torch.tensor([0])})
+
+
+def test_a_fraction_of_units_is_shuffled_and_each_of_them_moves(toy_spec):
+    perms = random_permutations(toy_spec, 5, torch.Generator().manual_seed(0), fraction=0.5)["hidden"]
+    moved = (perms != torch.arange(4)).sum(dim=1)
+    assert moved.tolist() == [2] * 5
+    assert torch.equal(perms.sort(dim=1).values, torch.arange(4).expand(5, -1))
+    with pytest.raises(WeightError, match=r"fraction of hidden units to permute must be in \(0, 1\], got 0"):
+        random_permutations(toy_spec, 1, torch.Generator(), fraction=0)

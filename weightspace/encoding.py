@@ -20,7 +20,7 @@ import torch
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Encoder
 from weightspace.config import require_positive
-from weightspace.graph import GraphNormalizer, Params, WeightGraph, align_to, permute_params
+from weightspace.graph import GraphNormalizer, Params, WeightGraph, align_to, permute_params, random_permutations
 from weightspace.trajectories import ChannelScale
 
 
@@ -152,3 +152,17 @@ def reconstruction_error(
         recon = codec.adapter.from_graph(codec.normalizer.denormalize(WeightGraph(codec.adapter.spec, decoded)))
         func = function_error(codec.adapter, recon, params, probes, scale).mean()
     return {"weight_mse": float(mse), "function_error": float(func)}
+
+
+def permutation_sensitivity(
+    codec: WeightCodec, params: Params, probes: torch.Tensor, scale: ChannelScale, fraction: float, seed: int
+) -> float:
+    """Function-space change of reconstructed networks when ``fraction`` of each network's hidden
+    units are shuffled before encoding (which leaves the networks' functions as they were): the
+    normalized MSE between the decoded outputs with and without the shuffle, averaged over networks."""
+    batch = next(iter(params.values())).shape[0]
+    perms = random_permutations(codec.adapter.spec, batch, torch.Generator().manual_seed(seed), fraction)
+    shuffled = permute_params(codec.adapter.spec, params, perms)
+    with torch.no_grad():
+        plain, moved = (codec.decode(codec.encode(p)[0]) for p in (params, shuffled))
+        return float(function_error(codec.adapter, moved, plain, probes, scale).mean())

@@ -26,7 +26,14 @@ import torch
 
 from weightspace.components import Component, Context, Generator, Prompter
 from weightspace.config import config_to_dict, make_config
-from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, reconstruction_error, split_holdout
+from weightspace.encoding import (
+    EncoderTraining,
+    WeightCodec,
+    fit_encoder,
+    permutation_sensitivity,
+    reconstruction_error,
+    split_holdout,
+)
 from weightspace.errors import ConfigError, StorageError
 from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator
 from weightspace.graph import GraphNormalizer
@@ -170,18 +177,20 @@ def train_run(
     enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
     enc_dir = out / f"encoder-{enc_key}"
     if not (enc_dir / "stage.json").is_file():
-        training = encoder_training
-        train_idx, held_idx = split_holdout(len(expert_env), training.holdout, config.seed)
+        train_idx, held_idx = split_holdout(len(expert_env), encoder_training.holdout, config.seed)
         train_params = {k: v[train_idx] for k, v in params.items()}
-        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params), training.centre)
+        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params), encoder_training.centre)
         torch.manual_seed(config.seed)
         encoder = _component(registry, "encoders", s["encoder"], context)
         codec = WeightCodec(encoder, normalizer, zoo.adapter)
-        progress.stage(f"encoder {s['encoder']['name']}", training.steps)
-        history = fit_encoder(codec, train_params, probes, zoo.scale, training, config.seed, progress.advance)
+        progress.stage(f"encoder {s['encoder']['name']}", encoder_training.steps)
+        history = fit_encoder(codec, train_params, probes, zoo.scale, encoder_training, config.seed, progress.advance)
         held = {k: v[held_idx] for k, v in params.items()}
         pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
         report = reconstruction_error(codec, held, probes[pick], zoo.scale)
+        report["permuted_10pct_function_change"] = permutation_sensitivity(
+            codec, held, probes[pick], zoo.scale, 0.1, config.seed
+        )
         encoder.save(enc_dir / "encoder")
         save_tensors(enc_dir / "normalizer.safetensors", normalizer.state_dict())
         _write_json(enc_dir / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
@@ -192,7 +201,6 @@ def train_run(
     gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
     gen_dir = out / f"generator-{gen_key}"
     if not (gen_dir / "stage.json").is_file():
-        training = generator_training
         with torch.no_grad():
             latents = codec.encode(params)[0]
         tokens, dim = encoder.latent_shape
@@ -202,7 +210,9 @@ def train_run(
         generator = _component(registry, "generators", s["generator"], full)
         env_scale = EnvironmentScale.fit(seen_params)
         group = torch.searchsorted(seen, expert_env)
-        progress.stage(f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", training.steps)
+        progress.stage(
+            f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", generator_training.steps
+        )
         history = fit_generator(
             generator,
             prompter,
@@ -211,7 +221,7 @@ def train_run(
             traj,
             env_scale.normalize(seen_params),
             zoo.scale,
-            training,
+            generator_training,
             config.seed,
             progress.advance,
         )

@@ -1,21 +1,26 @@
-"""The diffusion objective (epsilon prediction) and the DDIM sampler, apart from any denoiser network.
+"""The diffusion objective and the DDIM sampler, apart from any denoiser network.
 
 A :class:`NoiseSchedule` holds the cumulative signal levels alpha-bar of ``train_steps`` discrete
-timesteps (cosine, Nichol & Dhariwal 2021, or linear betas, Ho et al. 2020). ``epsilon_loss`` is the
-simple DDPM loss; ``ddim_sample`` is the deterministic DDIM sampler (Song et al. 2021, eta = 0) over
-an evenly spaced subset of timesteps, with classifier-free guidance when an unconditional denoiser
-output is given.
+timesteps (cosine, Nichol & Dhariwal 2021, or linear betas, Ho et al. 2020). ``diffusion_loss`` is
+the simple DDPM loss for a denoiser that predicts the noise (``epsilon``, Ho et al. 2020), the clean
+sample (``x0``) or the velocity ``v = sqrt(a) eps - sqrt(1 - a) x0`` (Salimans & Ho 2022), whose
+targets stay well scaled at every noise level; ``ddim_sample`` is the deterministic DDIM sampler
+(Song et al. 2021, eta = 0) over an evenly spaced subset of timesteps for any of the three.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``(x_t [B, ...], t [B]) -> predicted noise [B, ...]`` (the condition already bound)."""
+"""``(x_t [B, ...], t [B]) -> prediction [B, ...]`` (the condition already bound)."""
+
+Prediction = Literal["epsilon", "x0", "v"]
+PREDICTIONS = ("epsilon", "x0", "v")
 
 
 class NoiseSchedule:
@@ -34,14 +39,31 @@ class NoiseSchedule:
         self.alpha_bar = torch.cumprod(1 - betas, dim=0).float()
 
 
-def epsilon_loss(
-    denoise: Denoiser, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator
+def diffusion_loss(
+    denoise: Denoiser,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    generator: torch.Generator,
+    prediction: Prediction = "epsilon",
 ) -> torch.Tensor:
-    """E_t,eps ||eps - denoise(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t)||^2 with uniform t."""
+    """E_t,eps ||target - denoise(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t)||^2 with uniform t, the target
+    being eps, x0 or v as ``prediction`` says."""
     t = torch.randint(schedule.train_steps, (x0.shape[0],), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     a = schedule.alpha_bar.to(x0.device)[t].view(-1, *([1] * (x0.dim() - 1)))
-    return (denoise(a.sqrt() * x0 + (1 - a).sqrt() * noise, t) - noise).pow(2).mean()
+    target = {"epsilon": noise, "x0": x0, "v": a.sqrt() * noise - (1 - a).sqrt() * x0}[prediction]
+    return (denoise(a.sqrt() * x0 + (1 - a).sqrt() * noise, t) - target).pow(2).mean()
+
+
+def clean_and_noise(
+    output: torch.Tensor, x: torch.Tensor, a: torch.Tensor, prediction: Prediction
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The estimates of x0 and of the noise implied by a denoiser's ``output`` at ``x`` (level ``a``)."""
+    if prediction == "epsilon":
+        return (x - (1 - a).sqrt() * output) / a.sqrt(), output
+    if prediction == "x0":
+        return output, (x - a.sqrt() * output) / (1 - a).sqrt()
+    return a.sqrt() * x - (1 - a).sqrt() * output, (1 - a).sqrt() * x + a.sqrt() * output
 
 
 def ddim_sample(
@@ -52,6 +74,7 @@ def ddim_sample(
     generator: torch.Generator,
     device: torch.device | str = "cpu",
     clip: float | None = None,
+    prediction: Prediction = "epsilon",
 ) -> torch.Tensor:
     """Deterministic DDIM from Gaussian noise drawn with ``generator``, in ``steps`` denoiser calls.
 
@@ -63,8 +86,7 @@ def ddim_sample(
     for i, t in enumerate(timesteps):
         a = alpha_bar[t]
         a_prev = alpha_bar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
-        eps = denoise(x, torch.full((shape[0],), t, device=device))
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x0, eps = clean_and_noise(denoise(x, torch.full((shape[0],), t, device=device)), x, a, prediction)
         if clip is not None:
             x0 = x0.clamp(-clip, clip)
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()

@@ -1,4 +1,7 @@
-"""The ``dit-diffusion`` generator: a DiT denoiser trained with the epsilon objective, sampled by DDIM.
+"""The ``dit-diffusion`` generator: a DiT denoiser trained with a diffusion objective, sampled by DDIM.
+
+The denoiser predicts the noise (``prediction = "epsilon"``, the paper's choice and the default), the
+clean latent (``x0``) or the velocity (``v``).
 
 Latents are centred on the zoo's mean latent and divided, coordinate by coordinate, by the standard
 deviation of what remains (buffers fitted once on the training latents), so the diffusion runs at
@@ -21,7 +24,7 @@ from torch import nn
 
 from weightspace.components import Context, Generator
 from weightspace.config import require_positive
-from weightspace_dynadiff.diffusion import NoiseSchedule, ddim_sample, epsilon_loss
+from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, Prediction, ddim_sample, diffusion_loss
 from weightspace_dynadiff.dit import DiT
 
 
@@ -39,6 +42,8 @@ class DiTDiffusionConfig:
     guidance: float = 1.0
     clip_sample: float = 4.0
     """Bound on DDIM's x0 estimates, in units of the latents' std (0: no bound)."""
+    prediction: Prediction = "epsilon"
+    """What the denoiser predicts: ``epsilon``, ``x0`` or ``v``."""
 
     def __post_init__(self) -> None:
         require_positive(self, "hidden", "depth", "heads", "train_steps", "sample_steps", "guidance")
@@ -46,6 +51,8 @@ class DiTDiffusionConfig:
             raise ValueError(f"hidden {self.hidden} must be divisible by heads {self.heads}")
         if not 0 <= self.condition_dropout < 1:
             raise ValueError("condition_dropout must be in [0, 1)")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
 
 
 class DiTDiffusion(Generator):
@@ -70,11 +77,12 @@ class DiTDiffusion(Generator):
     def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         drop = torch.rand(condition.shape[0], generator=generator).to(condition.device) < self.config.condition_dropout
         condition = torch.where(drop[:, None], self.null_condition.expand_as(condition), condition)
-        return epsilon_loss(
+        return diffusion_loss(
             lambda x, t: self.denoiser(x, t, condition),
             (latents - self.latent_mean) / self.latent_std,
             self.schedule,
             generator,
+            self.config.prediction,
         )
 
     def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -91,5 +99,14 @@ class DiTDiffusion(Generator):
         shape = (n, self.context.latent_tokens, self.context.latent_dim)
         with torch.no_grad():
             clip = self.config.clip_sample or None
-            x = ddim_sample(denoise, shape, self.schedule, self.config.sample_steps, generator, condition.device, clip)
+            x = ddim_sample(
+                denoise,
+                shape,
+                self.schedule,
+                self.config.sample_steps,
+                generator,
+                condition.device,
+                clip,
+                self.config.prediction,
+            )
         return x * self.latent_std + self.latent_mean

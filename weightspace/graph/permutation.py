@@ -19,9 +19,25 @@ from weightspace.graph.spec import GraphSpec
 from weightspace.graph.weight_graph import Params, WeightGraph, check_params
 
 
-def random_permutations(spec: GraphSpec, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One random permutation per permutable set and per network: ``{name: [B, size]}``."""
-    return {p.name: torch.rand(batch_size, p.size, generator=generator).argsort(dim=1) for p in spec.permutations}
+def random_permutations(
+    spec: GraphSpec, batch_size: int, generator: torch.Generator, fraction: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """One random permutation per permutable set and per network: ``{name: [B, size]}``.
+
+    With ``fraction`` < 1, only a random ``fraction`` of each set's units (at least two) are shuffled
+    among themselves, a cyclic shift so that each of them moves; the rest stay in place."""
+    if not 0 < fraction <= 1:
+        raise WeightError(f"fraction of hidden units to permute must be in (0, 1], got {fraction}")
+    out = {}
+    for p in spec.permutations:
+        perm = torch.rand(batch_size, p.size, generator=generator).argsort(dim=1)
+        if fraction < 1:
+            k = min(p.size, max(2, round(fraction * p.size)))
+            chosen = perm[:, :k]
+            perm = torch.arange(p.size).expand(batch_size, -1).clone()
+            perm.scatter_(1, chosen, chosen.roll(1, dims=1))
+        out[p.name] = perm
+    return out
 
 
 def permute_params(spec: GraphSpec, params: Mapping[str, torch.Tensor], perms: Mapping[str, torch.Tensor]) -> Params:

@@ -3,7 +3,7 @@ zero init, deterministic DDIM sampling, prompters for any observation length."""
 
 import pytest
 import torch
-from weightspace_dynadiff.diffusion import NoiseSchedule, ddim_sample
+from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, diffusion_loss
 from weightspace_dynadiff.dit_diffusion import DiTDiffusion
 from weightspace_dynadiff.graph_vae import GraphVAE
 from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter
@@ -70,17 +70,35 @@ def test_dit_starts_at_zero_and_ddim_is_deterministic(mlp):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_ddim_recovers_a_known_distribution():
-    """With the exact noise predictor of a point mass at mu, DDIM lands on mu from any noise."""
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+def test_ddim_recovers_a_known_distribution(prediction):
+    """With the exact predictor of a point mass at mu (noise, clean sample or velocity), DDIM lands
+    on mu from any noise."""
     schedule = NoiseSchedule("cosine", 1000)
     mu = torch.tensor([1.5, -2.0])
 
     def exact(x, t):
         a = schedule.alpha_bar[t].view(-1, 1)
-        return (x - a.sqrt() * mu) / (1 - a).sqrt()
+        eps = (x - a.sqrt() * mu) / (1 - a).sqrt()
+        return {"epsilon": eps, "x0": mu.expand_as(x), "v": a.sqrt() * eps - (1 - a).sqrt() * mu}[prediction]
 
-    out = ddim_sample(exact, (4, 2), schedule, 20, torch.Generator().manual_seed(0))
+    out = ddim_sample(exact, (4, 2), schedule, 20, torch.Generator().manual_seed(0), prediction=prediction)
     torch.testing.assert_close(out, mu.expand(4, 2), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+def test_diffusion_loss_is_zero_for_the_exact_predictor(prediction):
+    schedule = NoiseSchedule("linear", 100)
+    x0 = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+
+    def exact(x, t):
+        a = schedule.alpha_bar[t].view(-1, 1)
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        return {"epsilon": eps, "x0": x0, "v": a.sqrt() * eps - (1 - a).sqrt() * x0}[prediction]
+
+    loss = diffusion_loss(exact, x0, schedule, torch.Generator().manual_seed(2), prediction)
+    assert float(loss) < 1e-8
+    assert float(diffusion_loss(lambda x, t: torch.zeros_like(x), x0, schedule, torch.Generator(), prediction)) > 0.1
 
 
 @pytest.mark.parametrize("state_shape", [(2,), (2, 16, 16)])
