@@ -69,6 +69,13 @@ def test_train_generate_evaluate(tmp_path, capsys):
     stamps = {k: (out / v / "stage.json").stat().st_mtime_ns for k, v in stages.items() if k != "zoo"}
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0  # cached: nothing retrained
     assert stamps == {k: (out / v / "stage.json").stat().st_mtime_ns for k, v in stages.items() if k != "zoo"}
+    held_out = json.loads((out / stages["encoder"] / "stage.json").read_text())["held_out"]
+    assert held_out["permuted_10pct_function_change"] < 1e-6 < held_out["function_error"]
+
+    # spelling out a default changes nothing: stage keys hash the resolved configs
+    config.write_text(TINY_RUN.replace("[encoder]\n", '[encoder]\nname = "graph-vae"\nbeta = 1e-4\n'))
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["stages"] == stages
 
     # another generator setting reuses the zoo and the encoder
     config.write_text(TINY_RUN.replace("sample_steps = 5", "sample_steps = 4"))
