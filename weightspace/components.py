@@ -127,6 +127,10 @@ class Generator(Component):
     def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One latent ``[B, N, z]`` per condition ``[B, c]``, deterministic given ``generator``."""
 
+    def fit_scale(self, latents: torch.Tensor) -> None:
+        """Fit fixed statistics (buffers) of the training latents ``[N, tokens, z]`` before training;
+        by default there are none."""
+
 
 class Prompter(Component):
     kind = "prompters"
@@ -144,3 +148,7 @@ class Prompter(Component):
     @abstractmethod
     def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
         """Auxiliary loss of regressing the normalized environment parameters from the condition."""
+
+    def fit_scale(self, trajectories: torch.Tensor) -> None:
+        """Fit fixed statistics (buffers) of the normalized training trajectories ``[G, n, T, *state]``
+        before training; by default there are none."""

@@ -90,9 +90,9 @@ def fit_generator(
     ema = copy.deepcopy(modules).requires_grad_(False)
     optimizer = torch.optim.AdamW(modules.parameters(), lr=training.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps, eta_min=0.1 * training.lr)
-    if hasattr(generator, "fit_scale"):
-        generator.fit_scale(latents)
-        ema["generator"].fit_scale(latents)
+    for target in (modules, ema):
+        target["generator"].fit_scale(latents)
+        target["prompter"].fit_scale(normalized)
     history, totals = [], torch.zeros(2)
     modules.train()
     for step in range(1, training.steps + 1):

@@ -9,6 +9,9 @@
   imaginary parts) through a GRU, whose final hidden state is kept. For ODE states the GRU reads each
   state with its change to the next frame (zero for the last): the sampled vector field, from which
   the equation's coefficients can be read (a Fourier spectrum of a few scalars would say nothing).
+  Changes between frames are a few percent of the state's spread, so they are divided by their
+  standard deviation in the training trajectories (``fit_scale``); without that, an MLP on
+  consecutive LV states regressed (b, d) with an MSE of 0.3, with it 0.09-0.12 (normalized to [-1, 1]).
 
 Both are concatenated and mixed into the condition vector. An auxiliary linear head regresses the
 normalized environment parameters from it (``aux_loss``). Any L >= 1 works; training draws L at random.
@@ -49,6 +52,7 @@ class DynamicsPrompter(Prompter):
     def __init__(self, config: DynamicsPrompterConfig, context: Context) -> None:
         super().__init__(config, context)
         self.ode = len(context.state_shape) == 1
+        self.register_buffer("change_std", torch.ones(context.state_shape[0] if self.ode else 1))
         probe = torch.zeros(1, 1, *context.state_shape)
         n_stats = frame_statistics(probe, ode=self.ode).shape[-1]
         h = config.hidden
@@ -61,10 +65,15 @@ class DynamicsPrompter(Prompter):
     def dim(self) -> int:
         return self.config.dim
 
+    def fit_scale(self, trajectories: torch.Tensor) -> None:
+        if self.ode:
+            change = torch.diff(trajectories, dim=2).flatten(0, 2)
+            self.change_std.copy_(change.std(dim=0).clamp_min(1e-6))
+
     def _sequence(self, frames: torch.Tensor) -> torch.Tensor:
         """The implicit branch's input per frame ``[B, L, features]``."""
         if self.ode:
-            change = torch.diff(frames, dim=1, append=frames[:, -1:])
+            change = torch.diff(frames, dim=1, append=frames[:, -1:]) / self.change_std
             return torch.cat([frames, change], dim=-1)
         m = self.config.modes
         spec = torch.fft.rfft2(frames, norm="ortho")

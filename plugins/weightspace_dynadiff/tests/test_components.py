@@ -130,3 +130,20 @@ def test_ddim_clip_bounds_the_x0_estimates():
 
     out = ddim_sample(exact, (2, 2), schedule, 10, torch.Generator().manual_seed(0), clip=1.0)
     assert out.abs().max() <= 1.0 + 1e-5
+
+
+def test_dynamics_prompter_scales_ode_state_changes_by_their_training_spread(mlp, tmp_path):
+    prompter = DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8}, _context(mlp, (2,)))
+    steps = torch.tensor([0.01, 0.2]) * torch.randn(3, 4, 30, 2, generator=torch.Generator().manual_seed(0))
+    trajectories = steps.cumsum(dim=2)
+    prompter.fit_scale(trajectories)
+    torch.testing.assert_close(prompter.change_std, torch.tensor([0.01, 0.2]), rtol=0.15, atol=0)
+    frames = trajectories[:2, 0, :5]
+    changes = prompter._sequence(frames)[..., 2:]
+    assert changes[:, :-1].std() > 0.5 and torch.equal(changes[:, -1], torch.zeros(2, 2))
+    prompter.save(tmp_path / "p")
+    again = Component.load(tmp_path / "p")
+    assert torch.equal(again.change_std, prompter.change_std)
+    field = DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8, "modes": 3}, _context(mlp, (1, 8, 8)))
+    field.fit_scale(torch.randn(2, 2, 5, 1, 8, 8))
+    assert torch.equal(field.change_std, torch.ones(1))
