@@ -9,7 +9,7 @@ generated experts', and the ratio of its time to the generation latency ("not re
 budget does: fine-tuning on a few frames can overfit them and never get there).
 
     python benchmarks/generation_vs_finetune.py RUN_DIR [--frames 4] [--candidates 8]
-        [--steps 10,30,100,300] [--json out.json]
+        [--steps 10,30,100,300] [--references nearest-zoo,one-per-env] [--json out.json]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--steps", default="10,30,100,300", help="fine-tuning budgets (comma-separated)")
+    parser.add_argument("--references", default="nearest-zoo,one-per-env", help="reference methods (comma-separated)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     run = Run.load(args.run)
@@ -42,7 +43,8 @@ def main() -> None:
     )
     rows = [{"method": "dynadiff", "rmse": generated["rmse_mean"], "seconds_per_env": generated["seconds_per_env"]}]
     budgets = [int(s) for s in args.steps.split(",")]
-    for method, steps in [("nearest-zoo", None), ("one-per-env", None)] + [("finetune-L", s) for s in budgets]:
+    references = [(m, None) for m in args.references.split(",") if m]
+    for method, steps in references + [("finetune-L", s) for s in budgets]:
         console.print(f"{method} {steps or ''} on {len(environments[0])} unseen environments")
         adapted = adapt_baseline(
             zoo, method, split, environments[0], observed_frames=args.frames, finetune_steps=steps or 1

@@ -52,7 +52,8 @@ class DynamicsPrompter(Prompter):
     def __init__(self, config: DynamicsPrompterConfig, context: Context) -> None:
         super().__init__(config, context)
         self.ode = len(context.state_shape) == 1
-        self.register_buffer("change_std", torch.ones(context.state_shape[0] if self.ode else 1))
+        if self.ode:
+            self.register_buffer("change_std", torch.ones(context.state_shape[0]))
         probe = torch.zeros(1, 1, *context.state_shape)
         n_stats = frame_statistics(probe, ode=self.ode).shape[-1]
         h = config.hidden
