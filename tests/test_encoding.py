@@ -9,11 +9,12 @@ from weightspace.encoding import (
     EncoderTraining,
     WeightCodec,
     fit_encoder,
+    fit_normalizer,
     permutation_sensitivity,
     reconstruction_error,
     split_holdout,
 )
-from weightspace.graph import GraphNormalizer
+from weightspace.graph import GraphNormalizer, align_to
 from weightspace.trajectories import ChannelScale
 
 
@@ -74,3 +75,18 @@ def test_permuting_a_tenth_of_hidden_units_changes_decoded_functions_little_once
     change = permutation_sensitivity(aligned, params, states, scale, 0.1, seed=0)
     assert change < 1e-8
     assert permutation_sensitivity(unaligned, params, states, scale, 0.1, seed=0) > 1e3 * max(change, 1e-12)
+
+
+def test_network_centred_normalizer_brings_a_shuffled_zoo_into_one_order():
+    """Experts in random hidden-unit orders (as a randomly initialized zoo has) get a reference
+    that is one of their functions' orders, not an average of unrelated units."""
+    adapter, params, _, _ = _toy_zoo(n=10, spread=0.05)
+    perms = ws.graph.random_permutations(adapter.spec, 10, torch.Generator().manual_seed(4))
+    shuffled = ws.graph.permute_params(adapter.spec, params, perms)
+    in_order = fit_normalizer(adapter, params, "network").reference_params()
+    realigned = fit_normalizer(adapter, shuffled, "network").reference_params()
+    naive = GraphNormalizer.fit(adapter.to_graph(shuffled), centre="network").reference_params()
+    # the realigned reference is the in-order one up to a permutation of its own units
+    matched = ws.graph.permute_params(adapter.spec, realigned, align_to(adapter.spec, realigned, in_order))
+    assert all(torch.allclose(matched[k], in_order[k], atol=1e-5) for k in in_order)
+    assert (naive["layers.0.weight"] - in_order["layers.0.weight"]).abs().max() > 0.1

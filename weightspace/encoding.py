@@ -67,6 +67,21 @@ class WeightCodec:
         return self.adapter.from_graph(self.normalizer.denormalize(graph))
 
 
+def fit_normalizer(
+    adapter: ArchitectureAdapter, params: Params, centre: Literal["group", "network"], rounds: int = 3
+) -> GraphNormalizer:
+    """The normalizer of a zoo's networks. For ``centre="network"`` the networks are first brought
+    into one order: aligned to the first, then, ``rounds`` times, to the mean of the aligned ones.
+    A domain-adaptive zoo is already in its base's order; a randomly initialized one is not."""
+    if centre == "group":
+        return GraphNormalizer.fit(adapter.to_graph(params), centre)
+    spec, reference = adapter.spec, {k: v[:1] for k, v in params.items()}
+    for _ in range(rounds):
+        aligned = permute_params(spec, params, align_to(spec, params, reference))
+        reference = {k: v.mean(dim=0, keepdim=True) for k, v in aligned.items()}
+    return GraphNormalizer.fit(adapter.to_graph(aligned), centre)
+
+
 def function_error(
     adapter: ArchitectureAdapter, params: Params, reference: Params, probes: torch.Tensor, scale: ChannelScale
 ) -> torch.Tensor:

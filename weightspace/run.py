@@ -30,6 +30,7 @@ from weightspace.encoding import (
     EncoderTraining,
     WeightCodec,
     fit_encoder,
+    fit_normalizer,
     permutation_sensitivity,
     reconstruction_error,
     split_holdout,
@@ -179,7 +180,7 @@ def train_run(
     if not (enc_dir / "stage.json").is_file():
         train_idx, held_idx = split_holdout(len(expert_env), encoder_training.holdout, config.seed)
         train_params = {k: v[train_idx] for k, v in params.items()}
-        normalizer = GraphNormalizer.fit(zoo.adapter.to_graph(train_params), encoder_training.centre)
+        normalizer = fit_normalizer(zoo.adapter, train_params, encoder_training.centre)
         torch.manual_seed(config.seed)
         encoder = _component(registry, "encoders", s["encoder"], context)
         codec = WeightCodec(encoder, normalizer, zoo.adapter)

@@ -42,7 +42,8 @@ class GraphNormalizer:
         cls, graph: WeightGraph, centre: Literal["group", "network"] = "group", eps: float = 1e-8
     ) -> GraphNormalizer:
         """Statistics of the networks in ``graph``; ``centre="network"`` subtracts their element-wise
-        mean network before pooling (the caller aligns the networks to each other first)."""
+        mean network before pooling (the networks must be in one order: see
+        :func:`weightspace.encoding.fit_normalizer`)."""
         if centre not in ("group", "network"):
             raise WeightError(f"unknown normalization centre {centre!r}; centres: group, network")
         reference = tuple(t.detach().mean(dim=0) for t in graph.nodes) if centre == "network" else None
