@@ -13,11 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The pipeline as far as it exists: a quick Lotka-Volterra zoo (resumable) and its baselines' rollouts.
+# The main job at the quick profile: a Lotka-Volterra zoo, encoder and generator (each stage cached,
+# so a rerun resumes), then generated experts against the baselines on seen and unseen environments.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
-	$(BIN)/weightspace zoo build --system lotka-volterra --arch mlp-node --profile quick --out runs/demo/lv-zoo
-	$(BIN)/weightspace evaluate --zoo runs/demo/lv-zoo --out runs/demo/lv-zoo/results.json
+	$(BIN)/weightspace train --config configs/lotka-volterra-quick.toml --out runs/demo/lv
+	$(BIN)/weightspace evaluate --run runs/demo/lv --method dynadiff --method nearest-zoo --method one-for-all \
+		--method one-per-env --method finetune-L --out runs/demo/lv/results.json
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a trained run folder")
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--candidates", type=int, default=8)
+    parser.add_argument("--candidates", type=int, default=16)
     parser.add_argument("--steps", default="10,30,100,300", help="fine-tuning budgets (comma-separated)")
     parser.add_argument("--references", default="nearest-zoo,one-per-env", help="reference methods (comma-separated)")
     parser.add_argument("--json", help="also write the rows here")

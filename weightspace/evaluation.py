@@ -189,7 +189,7 @@ def generate_for_split(
 
 
 def evaluate_run(
-    run: Run, *, observed_frames: int = 4, n_candidates: int = 8, log: Callable[[str], None] = lambda _msg: None
+    run: Run, *, observed_frames: int = 4, n_candidates: int = 16, log: Callable[[str], None] = lambda _msg: None
 ) -> list[dict[str, Any]]:
     """Rows of method ``dynadiff`` (generated experts) on both test splits, with generation latency
     (median over environments, ms) and the process's peak resident memory."""
