@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -20,7 +20,7 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(x_t [B, ...], t [B]) -> prediction [B, ...]`` (the condition already bound)."""
 
 Prediction = Literal["epsilon", "x0", "v"]
-PREDICTIONS = ("epsilon", "x0", "v")
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 
 
 class NoiseSchedule:
