@@ -1,7 +1,6 @@
 """Encoder training: the function loss decreases, and beats lambda = 0 in function space on held-out experts."""
 
 import torch
-from weightspace_dynadiff.graph_vae import GraphVAE
 
 import weightspace as ws
 from weightspace.components import Context
@@ -16,6 +15,7 @@ from weightspace.encoding import (
 )
 from weightspace.graph import GraphNormalizer, align_to
 from weightspace.trajectories import ChannelScale
+from weightspace_dynadiff.graph_vae import GraphVAE
 
 
 def _toy_zoo(n=40, spread=0.3):

@@ -2,9 +2,6 @@
 
 import pytest
 import torch
-from weightspace_dynadiff.dit_diffusion import DiTDiffusion
-from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter
 
 import weightspace as ws
 from weightspace.components import Context
@@ -13,6 +10,9 @@ from weightspace.errors import WeightError
 from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator, generate_experts
 from weightspace.graph import GraphNormalizer
 from weightspace.trajectories import ChannelScale
+from weightspace_dynadiff.dit_diffusion import DiTDiffusion
+from weightspace_dynadiff.graph_vae import GraphVAE
+from weightspace_dynadiff.prompters import DynamicsPrompter
 
 
 @pytest.fixture(scope="module")

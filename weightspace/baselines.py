@@ -26,6 +26,7 @@ from weightspace.metrics import observation_residual
 from weightspace.simulation import simulate_split
 from weightspace.system import System, derived_seed
 from weightspace.trainer import TrainingData, train_experts
+from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo
 
 BASELINES = ("one-for-all", "one-per-env", "finetune-L", "nearest-zoo")
@@ -54,15 +55,29 @@ def one_for_all(zoo: Zoo, n_envs: int) -> Adapted:
     return Adapted({k: v.expand(n_envs, *v.shape[1:]).clone() for k, v in base.items()}, 0.0)
 
 
+def environment_trajectories(zoo: Zoo, split: str, env_index: torch.Tensor) -> torch.Tensor:
+    """The training trajectories ``[E, n, T, *state]`` of each environment of ``split``: the zoo's
+    own for seen environments (``test_in``), simulated from the seed stream ``oracle`` for unseen
+    ones (what an expert trained on the environment would have had)."""
+    if split == "test_in":
+        train_index, _, train = by_environment(zoo.dataset()["train"])
+        return train[torch.searchsorted(train_index, env_index)]
+    system = zoo.system()
+    return simulate_split(system, env_index, system.settings.n_train, zoo.manifest["seed"], "oracle")
+
+
+def training_data(zoo: Zoo, train: torch.Tensor) -> TrainingData:
+    """Trajectories ``[E, n, T, *state]`` as training data, the last ``n_val`` held out for validation."""
+    n_val = zoo.zoo_settings.n_val if train.shape[1] > zoo.zoo_settings.n_val else 0
+    return TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
+
+
 def one_per_env(zoo: Zoo, env_index: torch.Tensor, train: torch.Tensor, steps: int | None = None) -> Adapted:
     """The base fine-tuned on each environment's trajectories ``train`` ``[E, n, T, *state]`` (the
     last ``n_val`` held out for early stopping); ``steps`` defaults to twice the zoo experts' budget."""
-    settings = zoo.zoo_settings
-    config = settings.training(base=False)
+    config = zoo.zoo_settings.training(base=False)
     config = replace(config, steps=steps or 2 * config.steps)
-    n_val = settings.n_val if train.shape[1] > settings.n_val else 0
-    data = TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
-    return _finetune(zoo, env_index, data, config, "one-per-env")
+    return _finetune(zoo, env_index, training_data(zoo, train), config, "one-per-env")
 
 
 def nearest_zoo(zoo: Zoo, observed: torch.Tensor) -> Adapted:

@@ -25,11 +25,12 @@ from weightspace.baselines import BASELINES, observed_frames
 from weightspace.config import parse_assignments
 from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
+from weightspace.distill import compare_terms, distill_vector_field
 from weightspace.errors import ConfigError, WeightspaceError
-from weightspace.evaluation import TEST_SPLITS, evaluate_run, evaluate_zoo
+from weightspace.evaluation import TEST_SPLITS, evaluate_diffusion_init, evaluate_run, evaluate_zoo
 from weightspace.generation import generate_experts, save_expert
 from weightspace.hookspecs import KINDS
-from weightspace.plots import plot_dataset_preview, plot_error_curves
+from weightspace.plots import plot_dataset_preview, plot_error_curves, plot_finetune_curves
 from weightspace.registry import default_registry
 from weightspace.run import Run, RunConfig, train_run
 from weightspace.simulation import build_dataset
@@ -252,8 +253,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     config = RunConfig.from_toml(args.config)
     start = time.perf_counter()
     with _progress() as progress:
-        run = train_run(config, args.out, device=resolve_device(args.device), progress=_RichZooProgress(progress))
-    table = Table(title=f"run {args.out}: {config.system} x {config.architecture} ({config.profile})")
+        run = train_run(
+            config, args.out, device=resolve_device(args.device), progress=_RichZooProgress(progress), cache=args.cache
+        )
+    table = Table(title=f"run {args.out} ({config.method}): {config.system} x {config.architecture} ({config.profile})")
     for column in ("stage", "folder", "summary"):
         table.add_column(column)
     stages = json.loads((run.path / "run.json").read_text())["stages"]
@@ -267,7 +270,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         f"held-out weight MSE {held['weight_mse']:.4g}, function error {held['function_error']:.4g}",
     )
     last = gen["history"][-1]
-    table.add_row("generator", stages["generator"], f"diffusion loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
+    table.add_row("generator", stages["generator"], f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
     console.print(table)
     console.print(f"trained or resumed in {time.perf_counter() - start:.1f} s")
 
@@ -284,6 +287,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         if tuple(observed.shape[1:]) != tuple(run.zoo.dataset()["train"].trajectories.shape[2:]):
             raise ConfigError(f"frames of shape {tuple(observed.shape)} do not fit states of this run's system")
         observed, env_params, label = observed[None], torch.zeros(1, len(run.zoo.manifest["param_names"])), args.frames
+        source = {}
     else:
         system = run.zoo.system()
         if not 0 <= args.env < len(system.environments()):
@@ -291,6 +295,9 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         index = torch.tensor([args.env])
         observed = observed_frames(system, index, args.length, run.zoo.manifest["seed"])
         env_params, label = system.environments()[index].float(), f"environment {args.env}"
+        m = run.zoo.manifest
+        source = {"system": m["system"], "profile": m["profile"], "system_settings": m["system_settings"]}
+        source |= {"env_index": args.env, "env_params": dict(zip(system.param_names, env_params[0].tolist()))}
     out = generate_experts(
         run.codec,
         run.generator,
@@ -303,6 +310,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     record = {"observed": label, "frames": observed.shape[1], "candidates": args.n, "residual": float(out.residual[0])}
+    record |= {"method": run.method, "dt": run.zoo.dt, **source}
     save_expert(run.zoo.adapter, {k: v[0] for k, v in out.params.items()}, args.out, record)
     console.print(
         f"generated a {run.zoo.adapter.name} expert for {label} from {observed.shape[1]} frames in "
@@ -313,12 +321,19 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     if (args.zoo is None) == (args.run is None):
-        raise ConfigError("give exactly one of --zoo DIR (baselines) or --run DIR (dynadiff and baselines)")
+        raise ConfigError("give exactly one of --zoo DIR (baselines) or --run DIR (its method and baselines)")
     run = Run.load(args.run) if args.run else None
     zoo = run.zoo if run else Zoo.load(args.zoo)
-    methods = args.method or (["dynadiff"] if run else list(BASELINES))
-    if "dynadiff" in methods and run is None:
-        raise ConfigError("method dynadiff needs --run DIR (a trained run)")
+    methods = args.method or ([run.method] if run else list(BASELINES))
+    generated = [m for m in methods if m not in BASELINES]
+    for method in generated:
+        if run is None:
+            raise ConfigError(f"method {method!r} is not a baseline ({', '.join(BASELINES)}); it needs --run DIR")
+        if method not in (run.method, "diffusion-init"):
+            raise ConfigError(
+                f"unknown method {method!r} for run {args.run}; its methods: {run.method}, diffusion-init, "
+                f"and the baselines {', '.join(BASELINES)}"
+            )
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(methods) * len(TEST_SPLITS))
 
@@ -326,7 +341,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             progress.update(task, description=message)
             progress.advance(task, 1)
 
-        baselines = [m for m in methods if m != "dynadiff"]
+        baselines = [m for m in methods if m in BASELINES]
         rows = evaluate_zoo(
             zoo,
             baselines,
@@ -335,15 +350,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             finetune_lr=args.finetune_lr,
             log=log,
         )
-        if "dynadiff" in methods:
+        if run is not None and run.method in methods:
             rows += evaluate_run(run, observed_frames=args.frames, n_candidates=args.candidates, log=log)
+        if "diffusion-init" in methods:
+            rows += evaluate_diffusion_init(
+                run,
+                observed_frames=args.frames,
+                n_candidates=args.candidates,
+                finetune_steps=args.finetune_steps,
+                log=log,
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(rows, indent=1))
     plot_error_curves(rows, out.with_suffix(".png"))
+    written = [out, out.with_suffix(".png")]
+    if any("finetune" in r for r in rows):
+        written.append(out.with_name(f"{out.stem}-finetune.png"))
+        plot_finetune_curves(rows, written[-1])
     table = Table(title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: rollouts")
-    for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "traj", "s / env"):
+    for column in ("method", "split", "RMSE", "SSIM", "valid horizon", "envs", "traj", "s / env", "NN ratio"):
         table.add_column(column, justify="left" if column in ("method", "split") else "right", no_wrap=True)
     for r in rows:
         table.add_row(
@@ -355,9 +382,54 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             str(r["n_envs"]),
             str(r["n_traj"]),
             f"{r['seconds_per_env']:.2f}",
+            f"{r['memorization']['ratio_other_env']:.2f}" if "memorization" in r else "-",
         )
     console.print(table)
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+    if any("memorization" in r for r in rows):
+        console.print(
+            "NN ratio: median function distance of generated experts to their nearest zoo expert, over that "
+            "of zoo experts to the nearest expert of another environment (below 1: close to copies)"
+        )
+    for r in rows:
+        if "finetune" in r:
+            f = r["finetune"]
+            reached = ", ".join(f"{k} {v if v is not None else 'never'}" for k, v in f["steps_to_target"].items())
+            console.print(f"{r['split']}: steps to the target loss {f['target_loss']:.3g}: {reached}")
+    console.print(f"wrote {', '.join(map(str, written))}")
+
+
+def _cmd_distill(args: argparse.Namespace) -> None:
+    folder = Path(args.expert)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder} holds no expert: missing config.json (write one with `weightspace generate`)")
+    meta = json.loads((folder / "config.json").read_text())
+    registry = default_registry()
+    adapter = registry.architecture(meta["architecture"], meta["config"])
+    params = load_tensors(folder / "expert.safetensors")[0]
+    system = registry.system(meta["system"], meta["profile"], meta["system_settings"]) if "system" in meta else None
+    n_steps = args.steps or (system.settings.n_frames - 1 if system else 100)
+    dt = meta.get("dt", args.dt)
+    x0 = adapter.example_input(args.trajectories, torch.Generator().manual_seed(args.seed))
+    names = list(system.channel_names) if system else [f"x{i}" for i in range(x0.shape[1])]
+    distilled = distill_vector_field(adapter, params, x0, n_steps, dt, names, args.degree, args.threshold)
+    result: dict = {"expert": str(folder), **distilled.to_dict()}
+    table = Table(title=f"SINDy equations of {folder} (degree {args.degree}, threshold {args.threshold})")
+    for column in ("state", "term", "recovered", "true"):
+        table.add_column(column, justify="left" if column in ("state", "term") else "right")
+    truth = system.polynomial_coefficients(torch.tensor(list(meta["env_params"].values()))) if system else None
+    if truth is not None:
+        result["environment"] = meta["env_params"]
+        result["terms"] = compare_terms(distilled, truth)
+    for state, equation in zip(distilled.state_names, distilled.equations):
+        console.print(f"d{state}/dt = {equation}")
+    for row in result.get("terms", []):
+        table.add_row(row["state"], row["term"], f"{row['recovered']:.4f}", f"{row['true']:.4f}")
+    if truth is not None:
+        console.print(table)
+    if args.out:
+        with atomic_path(Path(args.out)) as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        console.print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run the stages of a run config (zoo, encoder, generator+prompter), cached")
     p.add_argument("--config", required=True, help="run config TOML (see configs/)")
     p.add_argument("--out", required=True, help="run directory; a rerun resumes and reuses finished stages")
+    p.add_argument("--cache", default=None, help="folder of stage folders, shareable between runs (default: --out)")
     _add_compute_options(p)
     p.set_defaults(func=_cmd_train)
 
@@ -421,13 +494,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="roll out experts of a method on the test splits")
     p.add_argument("--zoo", default=None, help="zoo directory (baselines)")
     p.add_argument("--run", default=None, help="trained run directory (dynadiff; baselines use its zoo)")
-    p.add_argument("--method", action="append", choices=[*BASELINES, "dynadiff"], help="method (repeatable)")
+    p.add_argument(
+        "--method",
+        action="append",
+        help=f"method (repeatable): a baseline ({', '.join(BASELINES)}), the run's own method (default with --run), "
+        "or diffusion-init (the run's experts fine-tuned, with curves from random and base init)",
+    )
     p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L and dynadiff (default: 4)")
     p.add_argument("--candidates", type=int, default=16, help="dynadiff candidates per environment (default: 16)")
-    p.add_argument("--finetune-steps", type=int, default=100, help="gradient steps of finetune-L (default: 100)")
+    p.add_argument(
+        "--finetune-steps", type=int, default=100, help="gradient steps of finetune-L and diffusion-init (default: 100)"
+    )
     p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("distill", help="fit sparse polynomial equations (SINDy) to a vector-field expert")
+    p.add_argument("--expert", required=True, help="an expert folder (from `weightspace generate`)")
+    p.add_argument("--degree", type=int, default=2, help="degree of the polynomial library (default: 2)")
+    p.add_argument("--threshold", type=float, default=0.05, help="STLSQ sparsity threshold (default: 0.05)")
+    p.add_argument("--trajectories", type=int, default=16, help="initial states integrated (default: 16)")
+    p.add_argument("--steps", type=int, default=None, help="steps per trajectory (default: the system's horizon)")
+    p.add_argument("--dt", type=float, default=0.1, help="step when the expert does not record one (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default: 0)")
+    p.add_argument("--out", default=None, help="write the equations and the term comparison as JSON")
+    p.set_defaults(func=_cmd_distill)
     return parser
 
 

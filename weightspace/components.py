@@ -131,9 +131,26 @@ class Generator(Component):
         """Fit fixed statistics (buffers) of the training latents ``[N, tokens, z]`` before training;
         by default there are none."""
 
+    def fit_source(self, latents: torch.Tensor) -> None:
+        """See latents ``[M, tokens, z]`` of networks fresh from the architecture's initializer, before
+        training (a flow can start from them); by default they are not needed."""
+
+    def fit_memory(self, latents: torch.Tensor, condition: torch.Tensor, group: torch.Tensor) -> None:
+        """See, after training, every zoo expert's latent ``[N, tokens, z]``, the condition of its
+        environment's observed frames ``[N, c]`` and its environment's index ``[N]`` (a retrieval
+        generator keeps them); by default nothing is kept."""
+
 
 class Prompter(Component):
+    """Base of prompters. Every prompter has an auxiliary linear head ``aux`` regressing the normalized
+    environment parameters from its condition vector (``aux_loss``), which shapes the condition
+    around what distinguishes environments."""
+
     kind = "prompters"
+
+    def __init__(self, config: Any, context: Context) -> None:
+        super().__init__(config, context)
+        self.aux = nn.Linear(self.dim, context.n_env_params)
 
     @property
     @abstractmethod
@@ -145,9 +162,9 @@ class Prompter(Component):
         """Condition ``[B, dim]`` from normalized frames ``[B, L, *state]`` (and, for the oracle, the
         normalized environment parameters ``[B, P]``)."""
 
-    @abstractmethod
     def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
-        """Auxiliary loss of regressing the normalized environment parameters from the condition."""
+        """Mean squared error of regressing the normalized environment parameters from the condition."""
+        return (self.aux(condition) - env_params).pow(2).mean()
 
     def fit_scale(self, trajectories: torch.Tensor) -> None:
         """Fit fixed statistics (buffers) of the normalized training trajectories ``[G, n, T, *state]``

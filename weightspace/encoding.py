@@ -111,8 +111,11 @@ def fit_encoder(
     advance: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``codec.encoder`` on the networks ``params`` (``[N, ...]``); returns the loss history
-    (one entry per 50 steps) with its parts: mse, kl, function."""
+    (one entry per 50 steps) with its parts: mse, kl, function. An encoder without parameters (the
+    ``identity``) has nothing to learn: the history is empty."""
     encoder, config = codec.encoder, codec.encoder.config
+    if not any(p.requires_grad for p in encoder.parameters()):
+        return []
     nodes = codec.nodes(params)
     n = nodes[0].shape[0]
     generator = torch.Generator().manual_seed(seed)

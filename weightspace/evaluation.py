@@ -24,6 +24,7 @@ import torch
 from weightspace.baselines import (
     BASELINES,
     Adapted,
+    environment_trajectories,
     finetune_observed,
     nearest_zoo,
     one_for_all,
@@ -35,11 +36,12 @@ from weightspace.baselines import (
 from weightspace.errors import ConfigError
 from weightspace.generation import generate_experts
 from weightspace.graph import Params
+from weightspace.memorization import memorization
 from weightspace.metrics import RolloutMetrics, rollout_experts
 from weightspace.run import Run
-from weightspace.simulation import simulate_split
 from weightspace.system import derived_seed
 from weightspace.trajectories import by_environment
+from weightspace.transfer import finetune_from_inits
 from weightspace.zoo import Zoo
 
 TEST_SPLITS = ("test_in", "test_out")
@@ -103,14 +105,9 @@ def adapt_baseline(
     seed = zoo.manifest["seed"]
     if method == "one-for-all":
         return one_for_all(zoo, len(env_index))
-    system = zoo.system()
     if method == "one-per-env":
-        if split == "test_in":
-            train = by_environment(zoo.dataset()["train"])[2]
-        else:
-            train = simulate_split(system, env_index, system.settings.n_train, seed, "oracle")
-        return one_per_env(zoo, env_index, train)
-    observed = observed_frames_of(system, env_index, observed_frames, seed)
+        return one_per_env(zoo, env_index, environment_trajectories(zoo, split, env_index))
+    observed = observed_frames_of(zoo.system(), env_index, observed_frames, seed)
     if method == "nearest-zoo":
         return nearest_zoo(zoo, observed)
     return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
@@ -188,21 +185,32 @@ def generate_for_split(
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, latencies
 
 
+def memorization_probes(zoo: Zoo, n: int = 64) -> torch.Tensor:
+    """``n`` states drawn (seeded) from the zoo's training trajectories: inputs on which experts are compared."""
+    states = zoo.dataset()["train"].trajectories.flatten(0, 1)
+    pick = torch.randint(len(states), (n,), generator=torch.Generator().manual_seed(zoo.manifest["seed"]))
+    return states[pick].float()
+
+
 def evaluate_run(
     run: Run, *, observed_frames: int = 4, n_candidates: int = 16, log: Callable[[str], None] = lambda _msg: None
 ) -> list[dict[str, Any]]:
-    """Rows of method ``dynadiff`` (generated experts) on both test splits, with generation latency
-    (median over environments, ms) and the process's peak resident memory."""
-    dataset = run.zoo.dataset()
+    """Rows of the run's method (its generated experts, labelled ``run.method``) on both test
+    splits, with generation latency (median over environments, ms), the process's peak resident
+    memory, and how close the experts sit to the zoo (:mod:`weightspace.memorization`)."""
+    zoo = run.zoo
+    dataset = zoo.dataset()
+    zoo_params, zoo_env = zoo.experts()
+    probes = memorization_probes(zoo)
     rows = []
     for split in TEST_SPLITS:
         env_index, env_params, traj = by_environment(dataset[split])
-        log(f"dynadiff on {split} ({len(env_index)} environments)")
+        log(f"{run.method} on {split} ({len(env_index)} environments)")
         params, latencies = generate_for_split(run, env_index, env_params, observed_frames, n_candidates)
         rows.append(
             scored_row(
-                run.zoo,
-                "dynadiff",
+                zoo,
+                run.method,
                 split,
                 params,
                 (env_index, env_params, traj),
@@ -211,6 +219,43 @@ def evaluate_run(
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 observed_frames=observed_frames,
                 candidates=n_candidates,
+                memorization=memorization(zoo.adapter, params, zoo_params, zoo_env, probes, zoo.scale),
+            )
+        )
+    return rows
+
+
+def evaluate_diffusion_init(
+    run: Run,
+    *,
+    observed_frames: int = 4,
+    n_candidates: int = 16,
+    finetune_steps: int = 100,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> list[dict[str, Any]]:
+    """Rows of method ``diffusion-init``: the run's generated experts fine-tuned for ``finetune_steps``
+    on each environment's training trajectories, with the fine-tuning curves from diffusion, random
+    and base initialization (:mod:`weightspace.transfer`) under ``finetune``."""
+    dataset = run.zoo.dataset()
+    rows = []
+    for split in TEST_SPLITS:
+        env_index, env_params, traj = by_environment(dataset[split])
+        log(f"diffusion-init on {split} ({len(env_index)} environments)")
+        generated, latencies = generate_for_split(run, env_index, env_params, observed_frames, n_candidates)
+        params, curves, seconds = finetune_from_inits(run.zoo, split, env_index, generated, finetune_steps)
+        rows.append(
+            scored_row(
+                run.zoo,
+                "diffusion-init",
+                split,
+                params,
+                (env_index, env_params, traj),
+                seconds_per_env=statistics.median(latencies) / 1000 + seconds,
+                generator_run=run.method,
+                observed_frames=observed_frames,
+                candidates=n_candidates,
+                finetune_steps=finetune_steps,
+                finetune=curves,
             )
         )
     return rows

@@ -77,11 +77,15 @@ def fit_generator(
     training: GeneratorTraining,
     seed: int,
     advance: Callable[[int], None] | None = None,
+    source_latents: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:
     """Train ``generator`` and ``prompter`` jointly; on return both hold their EMA weights.
 
     ``latents`` ``[N, tokens, z]`` of N experts; ``expert_group[i]`` indexes the environment of expert i
-    into ``trajectories`` ``[G, n, T, *state]`` (raw) and ``env_params`` ``[G, P]`` (normalized)."""
+    into ``trajectories`` ``[G, n, T, *state]`` (raw) and ``env_params`` ``[G, P]`` (normalized).
+    ``source_latents`` are latents of freshly initialized networks (:meth:`Generator.fit_source`).
+    After training the generator sees every expert with the condition of the first ``max_frames``
+    frames of its environment's first trajectory (:meth:`Generator.fit_memory`)."""
     rng = torch.Generator().manual_seed(seed)
     n_traj, n_frames = trajectories.shape[1], trajectories.shape[2]
     max_frames = min(training.max_frames, n_frames)
@@ -92,6 +96,8 @@ def fit_generator(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps, eta_min=0.1 * training.lr)
     for target in (modules, ema):
         target["generator"].fit_scale(latents)
+        if source_latents is not None:
+            target["generator"].fit_source(source_latents)
         target["prompter"].fit_scale(normalized)
     history, totals = [], torch.zeros(2)
     modules.train()
@@ -123,6 +129,9 @@ def fit_generator(
             totals.zero_()
     modules.load_state_dict(ema.state_dict())
     modules.eval()
+    with torch.no_grad():
+        condition = prompter(normalized[:, 0, :max_frames], env_params)[expert_group]
+    generator.fit_memory(latents, condition, expert_group)
     return history
 
 

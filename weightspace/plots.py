@@ -79,3 +79,26 @@ def plot_error_curves(rows: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def plot_finetune_curves(rows: list[dict], path: str | os.PathLike) -> None:
+    """Validation loss while fine-tuning from each initialization, one panel per split (rows with ``finetune``)."""
+    rows = [r for r in rows if "finetune" in r]
+    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.6), squeeze=False, sharey=True)
+    for ax, row in zip(axes[0], rows):
+        curves = row["finetune"]
+        for name, values in curves["val_loss"].items():
+            reached = curves["steps_to_target"][name]
+            label = f"{name} init (target at {reached if reached is not None else '-'})"
+            ax.plot(curves["steps"], values, marker=".", label=label)
+        ax.axhline(curves["target_loss"], color="k", lw=0.8, ls="--", label="target (base, end of budget)")
+        ax.set_title(f"{row['system']} / {row['architecture']}: {row['split']}")
+        ax.set_xlabel("fine-tuning step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("validation loss (normalized MSE)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,22 +1,28 @@
 """A weight-generation run: a TOML config, its stages cached by content, and the loaded result.
 
-A run config names the system, architecture, profile and seed, and the encoder, generator and
-prompter with their settings (``configs/*.toml``). ``train_run`` runs the stages in order, each in a
+A run config names the system, architecture, profile and seed, the method's label (``method``,
+the name its result rows carry; default ``dynadiff``), and the encoder, generator and prompter with
+their settings (``configs/*.toml``). A config can extend another (``extends = "base.toml"``, a path
+relative to it): its sections are merged into the base's, key by key, except that a section naming
+another component replaces the base's section. ``train_run`` runs the stages in order, each in a
 folder named by the hash of the config slice it depends on, so a rerun (or another run sharing a
-zoo or an encoder) skips what exists and resumes what was interrupted::
+zoo or an encoder, given the same ``cache`` folder) skips what exists and resumes what was
+interrupted::
 
-    DIR/zoo-<hash>/          weightspace zoo (resumable on its own)
-    DIR/encoder-<hash>/      encoder/ (component folder), normalizer.safetensors, stage.json
-    DIR/generator-<hash>/    generator/, prompter/, environments.safetensors, stage.json
-    DIR/run.json             the config and the three stage folders
+    CACHE/zoo-<hash>/          weightspace zoo (resumable on its own)
+    CACHE/encoder-<hash>/      encoder/ (component folder), normalizer.safetensors, stage.json
+    CACHE/generator-<hash>/    generator/, prompter/, environments.safetensors, stage.json
+    DIR/run.json               the config and the three stage folders (relative to DIR)
 
-A stage is done when its ``stage.json`` exists (written last, atomically).
+``CACHE`` is the run folder ``DIR`` unless given. A stage is done when its ``stage.json`` exists
+(written last, atomically).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,18 +64,13 @@ class RunConfig:
     architecture: str
     profile: str = "quick"
     seed: int = 0
+    method: str = "dynadiff"
+    """The label of the run's result rows (e.g. ``flat-vae`` for a run with that encoder)."""
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"no such run config: {path}")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(_read_toml(Path(path), ()), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "run config") -> RunConfig:
@@ -77,7 +78,7 @@ class RunConfig:
         missing = [k for k in ("system", "architecture") if k not in data]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
-        top = {k: data.pop(k) for k in ("system", "architecture", "profile", "seed") if k in data}
+        top = {k: data.pop(k) for k in ("system", "architecture", "profile", "seed", "method") if k in data}
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
@@ -87,7 +88,34 @@ class RunConfig:
         return cls(sections=sections, **top)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"system": self.system, "architecture": self.architecture, "profile": self.profile, "seed": self.seed}
+        keys = ("system", "architecture", "profile", "seed", "method")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A run config's TOML with the configs it extends merged in (see the module docstring)."""
+    if not path.is_file():
+        raise ConfigError(f"no such run config: {path}")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path} extends itself through {' -> '.join(map(str, chain))}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    merged = _read_toml(path.parent / parent, (*chain, path.resolve()))
+    for key, value in data.items():
+        base = merged.get(key)
+        if (
+            isinstance(base, dict)
+            and isinstance(value, dict)
+            and value.get("name", base.get("name")) == base.get("name")
+        ):
+            value = {**base, **value}
+        merged[key] = value
+    return merged
 
 
 def content_hash(*parts: Any) -> str:
@@ -124,6 +152,8 @@ class Run:
     generator: Generator
     prompter: Prompter
     env_scale: EnvironmentScale
+    method: str = "dynadiff"
+    """The label of the run's result rows."""
 
     @classmethod
     def load(cls, path: str | Path, registry: Registry | None = None) -> Run:
@@ -131,7 +161,8 @@ class Run:
         index = path / "run.json"
         if not index.is_file():
             raise StorageError(f"{path} is not a trained run: no run.json (run `weightspace train` first)")
-        stages = json.loads(index.read_text())["stages"]
+        meta = json.loads(index.read_text())
+        stages = meta["stages"]
         zoo = Zoo.load(path / stages["zoo"], registry)
         enc_dir, gen_dir = path / stages["encoder"], path / stages["generator"]
         encoder = Component.load(enc_dir / "encoder", registry).eval()
@@ -140,7 +171,8 @@ class Run:
         prompter = Component.load(gen_dir / "prompter", registry).eval()
         env = load_tensors(gen_dir / "environments.safetensors")[0]
         codec = WeightCodec(encoder, normalizer, zoo.adapter)
-        return cls(path, zoo, codec, generator, prompter, EnvironmentScale(env["low"], env["high"]))
+        env_scale = EnvironmentScale(env["low"], env["high"])
+        return cls(path, zoo, codec, generator, prompter, env_scale, meta["config"].get("method", "dynadiff"))
 
 
 def train_run(
@@ -149,14 +181,18 @@ def train_run(
     registry: Registry | None = None,
     device: str | torch.device = "cpu",
     progress: ZooProgress | None = None,
+    cache: str | Path | None = None,
 ) -> Run:
-    """Run (or resume) every stage of ``config`` in ``out`` and return the loaded run."""
+    """Run (or resume) every stage of ``config``, stage folders in ``cache`` (default: ``out``),
+    and return the run loaded from ``out``."""
     out, registry, progress = Path(out), registry or default_registry(), progress or ZooProgress()
+    cache = Path(cache) if cache is not None else out
     s = config.sections
     encoder_training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
     generator_training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
     resolved = {kind: _resolved(registry, f"{kind}s", s[kind]) for kind in ("encoder", "generator", "prompter")}
     out.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     plan = plan_zoo(
         registry,
         config.system,
@@ -168,7 +204,7 @@ def train_run(
         zoo_overrides=s["zoo"],
     )
     zoo_key = content_hash(plan.identity())
-    zoo = build_zoo(plan, out / f"zoo-{zoo_key}", device, progress, registry)
+    zoo = build_zoo(plan, cache / f"zoo-{zoo_key}", device, progress, registry)
 
     params, expert_env = zoo.experts()
     seen, seen_params, traj = by_environment(zoo.dataset()["train"])
@@ -176,7 +212,7 @@ def train_run(
     context = Context(zoo.spec.to_json(), tuple(traj.shape[3:]), seen_params.shape[1])
 
     enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
-    enc_dir = out / f"encoder-{enc_key}"
+    enc_dir = cache / f"encoder-{enc_key}"
     if not (enc_dir / "stage.json").is_file():
         train_idx, held_idx = split_holdout(len(expert_env), encoder_training.holdout, config.seed)
         train_params = {k: v[train_idx] for k, v in params.items()}
@@ -200,10 +236,12 @@ def train_run(
     codec = WeightCodec(encoder, normalizer, zoo.adapter)
 
     gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
-    gen_dir = out / f"generator-{gen_key}"
+    gen_dir = cache / f"generator-{gen_key}"
     if not (gen_dir / "stage.json").is_file():
         with torch.no_grad():
             latents = codec.encode(params)[0]
+            fresh = zoo.adapter.init_params(len(latents), seed=config.seed)
+            source = codec.encode(fresh)[0]
         tokens, dim = encoder.latent_shape
         torch.manual_seed(config.seed)
         prompter = _component(registry, "prompters", s["prompter"], context)
@@ -225,12 +263,14 @@ def train_run(
             generator_training,
             config.seed,
             progress.advance,
+            source_latents=source,
         )
         generator.save(gen_dir / "generator")
         prompter.save(gen_dir / "prompter")
         save_tensors(gen_dir / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
         _write_json(gen_dir / "stage.json", {"history": history})
 
-    stages = {"zoo": f"zoo-{zoo_key}", "encoder": enc_dir.name, "generator": gen_dir.name}
+    folders = {"zoo": cache / f"zoo-{zoo_key}", "encoder": enc_dir, "generator": gen_dir}
+    stages = {stage: os.path.relpath(folder, out) for stage, folder in folders.items()}
     _write_json(out / "run.json", {"config": {**config.to_dict(), **s}, "stages": stages})
     return Run.load(out, registry)

@@ -114,6 +114,12 @@ class System(ABC):
         )
         return self.solve(envs.to(device), x0.to(device))
 
+    def polynomial_coefficients(self, env_params: torch.Tensor) -> dict[str, dict[str, float]] | None:
+        """The true right-hand side of an ODE system in environment ``env_params`` ``[P]`` as polynomial
+        terms: ``{channel: {term: coefficient}}``, terms named as pysindy names them (``"prey"``,
+        ``"prey predator"``, ``"prey^2"``, ``"1"``); ``None`` when not a polynomial ODE (the default)."""
+        return None
+
     def statistics(self, frames: torch.Tensor) -> torch.Tensor:
         """Per-frame physical statistics ``[..., S]`` of states ``[..., *state]`` (see :func:`frame_statistics`)."""
         return frame_statistics(frames, ode=self.is_ode)

@@ -77,6 +77,11 @@ class TrainResult:
     best_step: torch.Tensor
     """Optimizer step of each expert's best parameters (0: its initial parameters)."""
     seconds: float
+    val_curve: torch.Tensor
+    """Validation loss per expert at every evaluation ``[n_evals + 1, B]``: before the first step,
+    then every ``eval_every`` steps and at the last (NaN once an expert's chunk stopped early)."""
+    curve_steps: list[int]
+    """The optimizer steps of ``val_curve``'s rows."""
 
 
 def train_experts(
@@ -107,7 +112,13 @@ def train_experts(
         parts.append(_train_chunk(adapter, sub, data, list(group[idx]), list(seeds[idx]), config, advance))
     params = {k: torch.cat([p[0][k] for p in parts]) for k in init}
     val, train, best = (torch.cat([p[i] for p in parts]) for i in (1, 2, 3))
-    return TrainResult(params, val, train, best, time.perf_counter() - start)
+    steps = [0, *range(config.eval_every, config.steps, config.eval_every), config.steps]
+    curve = torch.full((len(steps), n), math.nan)
+    lo = 0
+    for part in parts:
+        curve[: len(part[4]), lo : lo + part[4].shape[1]] = part[4]
+        lo += part[4].shape[1]
+    return TrainResult(params, val, train, best, time.perf_counter() - start, curve, steps)
 
 
 def window_loss(
@@ -142,7 +153,7 @@ def _train_chunk(
     seeds: list[int],
     config: TrainConfig,
     advance: Callable[[int], None] | None,
-) -> tuple[Params, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[Params, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     b = len(group)
     device = data.train.device
     groups = torch.tensor(group, device=device)
@@ -164,6 +175,7 @@ def _train_chunk(
         return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
 
     best_val = validate().cpu()
+    curve = [best_val]
     best_train = torch.full((b,), math.nan)
     best_step = torch.zeros(b, dtype=torch.long)
     stale = torch.zeros(b, dtype=torch.long)
@@ -187,6 +199,7 @@ def _train_chunk(
         if step % config.eval_every == 0 or step == config.steps:
             interval = (step - 1) % config.eval_every + 1
             val = validate().cpu()
+            curve.append(val)
             better = (val < best_val) & ~stopped
             for k in best:
                 mask = better.to(device).view(-1, *([1] * (best[k].dim() - 1)))
@@ -199,7 +212,7 @@ def _train_chunk(
             running.zero_()
             if stopped.all():
                 break
-    return best, best_val, best_train, best_step
+    return best, best_val, best_train, best_step, torch.stack(curve)
 
 
 def _clip_per_expert(params: Mapping[str, torch.Tensor], max_norm: float) -> None:

@@ -1,9 +1,9 @@
-"""weightspace plugin: the DynaDiff components (graph-vae, dit-diffusion, dynamics and oracle prompters)."""
+"""weightspace plugin: the DynaDiff components (graph-vae, dit-diffusion, dynamics, stats and oracle prompters)."""
 
 from weightspace.hookspecs import hookimpl
 from weightspace_dynadiff.dit_diffusion import DiTDiffusion
 from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter
+from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter, StatsPrompter
 
 
 @hookimpl
@@ -18,4 +18,4 @@ def weightspace_generators() -> list[type]:
 
 @hookimpl
 def weightspace_prompters() -> list[type]:
-    return [DynamicsPrompter, OraclePrompter]
+    return [DynamicsPrompter, StatsPrompter, OraclePrompter]

@@ -1,4 +1,4 @@
-"""Prompters: the dynamics-informed ``dynamics`` prompter and the ``oracle`` of true environment parameters.
+"""Prompters: the dynamics-informed ``dynamics`` prompter, its ``stats`` ablation, and the ``oracle``.
 
 ``dynamics`` (DynaDiff, section 3.4) has two branches over L observed, per-channel normalized frames:
 
@@ -15,11 +15,13 @@
 
 Both are concatenated and mixed into the condition vector. An auxiliary linear head regresses the
 normalized environment parameters from it (``aux_loss``). Any L >= 1 works; training draws L at random.
+``stats`` is the same prompter without the implicit branch (the ablation of the GRU).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -30,15 +32,23 @@ from weightspace.system import frame_statistics
 
 
 @dataclass(frozen=True)
-class DynamicsPrompterConfig:
+class StatsPrompterConfig:
     dim: int = 64
     """Width of the condition vector."""
     hidden: int = 64
+
+    def __post_init__(self) -> None:
+        require_positive(self, "dim", "hidden")
+
+
+@dataclass(frozen=True)
+class DynamicsPrompterConfig(StatsPrompterConfig):
     modes: int = 6
     """Lowest Fourier modes kept per axis for the implicit branch (fields only)."""
 
     def __post_init__(self) -> None:
-        require_positive(self, "dim", "hidden", "modes")
+        super().__post_init__()
+        require_positive(self, "modes")
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -48,8 +58,10 @@ def signed_log(x: torch.Tensor) -> torch.Tensor:
 class DynamicsPrompter(Prompter):
     name = "dynamics"
     Config = DynamicsPrompterConfig
+    implicit_branch: ClassVar[bool] = True
+    """Whether the GRU branch is used (``stats`` is the ablation without it)."""
 
-    def __init__(self, config: DynamicsPrompterConfig, context: Context) -> None:
+    def __init__(self, config: StatsPrompterConfig, context: Context) -> None:
         super().__init__(config, context)
         self.ode = len(context.state_shape) == 1
         if self.ode:
@@ -58,9 +70,10 @@ class DynamicsPrompter(Prompter):
         n_stats = frame_statistics(probe, ode=self.ode).shape[-1]
         h = config.hidden
         self.explicit = nn.Sequential(nn.Linear(2 * n_stats, h), nn.GELU(), nn.Linear(h, h))
-        self.implicit = nn.GRU(self._sequence(probe).shape[-1], h, batch_first=True)
-        self.mix = nn.Sequential(nn.Linear(2 * h, h), nn.GELU(), nn.Linear(h, config.dim))
-        self.aux = nn.Linear(config.dim, context.n_env_params)
+        if self.implicit_branch:
+            self.implicit = nn.GRU(self._sequence(probe).shape[-1], h, batch_first=True)
+        branches = 2 if self.implicit_branch else 1
+        self.mix = nn.Sequential(nn.Linear(branches * h, h), nn.GELU(), nn.Linear(h, config.dim))
 
     @property
     def dim(self) -> int:
@@ -85,21 +98,23 @@ class DynamicsPrompter(Prompter):
         stats = frame_statistics(frames, ode=self.ode)  # [B, L, S]
         n = frames.shape[1]
         trend = (stats[:, -1] - stats[:, 0]) / max(n - 1, 1)
-        explicit = self.explicit(signed_log(torch.cat([stats.mean(dim=1), trend], dim=-1)))
-        _, hidden = self.implicit(self._sequence(frames))
-        return self.mix(torch.cat([explicit, hidden[-1]], dim=-1))
+        parts = [self.explicit(signed_log(torch.cat([stats.mean(dim=1), trend], dim=-1)))]
+        if self.implicit_branch:
+            parts.append(self.implicit(self._sequence(frames))[1][-1])
+        return self.mix(torch.cat(parts, dim=-1))
 
-    def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
-        return (self.aux(condition) - env_params).pow(2).mean()
+
+class StatsPrompter(DynamicsPrompter):
+    """The explicit physical branch alone: the ablation of the implicit (GRU) branch."""
+
+    name = "stats"
+    Config = StatsPrompterConfig
+    implicit_branch = False
 
 
 @dataclass(frozen=True)
-class OraclePrompterConfig:
-    dim: int = 64
-    hidden: int = 64
-
-    def __post_init__(self) -> None:
-        require_positive(self, "dim", "hidden")
+class OraclePrompterConfig(StatsPrompterConfig):
+    pass
 
 
 class OraclePrompter(Prompter):
@@ -113,7 +128,6 @@ class OraclePrompter(Prompter):
         self.net = nn.Sequential(
             nn.Linear(context.n_env_params, config.hidden), nn.GELU(), nn.Linear(config.hidden, config.dim)
         )
-        self.aux = nn.Linear(config.dim, context.n_env_params)
 
     @property
     def dim(self) -> int:
@@ -121,6 +135,3 @@ class OraclePrompter(Prompter):
 
     def forward(self, frames: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
         return self.net(env_params)
-
-    def aux_loss(self, condition: torch.Tensor, env_params: torch.Tensor) -> torch.Tensor:
-        return (self.aux(condition) - env_params).pow(2).mean()

@@ -69,6 +69,11 @@ class LotkaVolterra(System):
         x, y = state[..., 0], state[..., 1]
         return torch.stack([s.a * x - b * x * y, d * x * y - s.c * y], dim=-1)
 
+    def polynomial_coefficients(self, env_params: torch.Tensor) -> dict[str, dict[str, float]]:
+        s = self.settings
+        b, d = (float(v) for v in env_params)
+        return {"prey": {"prey": s.a, "prey predator": -b}, "predator": {"prey predator": d, "predator": -s.c}}
+
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         s = self.settings
         times = torch.arange(s.n_frames, dtype=torch.float64, device=x0.device) * s.dt

@@ -3,14 +3,14 @@ zero init, deterministic DDIM sampling, prompters for any observation length."""
 
 import pytest
 import torch
-from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, diffusion_loss
-from weightspace_dynadiff.dit_diffusion import DiTDiffusion
-from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter
 
 import weightspace as ws
 from weightspace.components import Component, Context
 from weightspace.graph import GraphNormalizer
+from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, diffusion_loss
+from weightspace_dynadiff.dit_diffusion import DiTDiffusion
+from weightspace_dynadiff.graph_vae import GraphVAE
+from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter
 
 
 def _context(adapter, state_shape, **extra):

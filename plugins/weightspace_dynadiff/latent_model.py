@@ -1,0 +1,87 @@
+"""What every conditional generator over latent tokens shares: standardized latents and guidance.
+
+A :class:`LatentModel` owns a network ``denoiser(x [B, N, z], t [B], condition [B, c])`` whose
+output has the shape of ``x`` (noise, clean latent or velocity, as the objective says). The
+objective and the sampler are its subclasses' business (diffusion: :mod:`.dit_diffusion`; flow
+matching lives in the ``weightspace_baselines`` plugin); the network is chosen by
+:meth:`LatentModel.build_denoiser`. What it adds to all of them:
+
+- Latents are centred on the zoo's mean latent and divided, coordinate by coordinate, by the
+  standard deviation of what remains (buffers fitted once on the training latents), so the model
+  works at unit variance on what distinguishes experts: zoo experts descend from one base, and
+  their latents differ from each other far less than tokens differ from each other.
+- Classifier-free guidance: during training the condition is replaced by a learned null condition
+  with probability ``condition_dropout``; at sampling the conditional and unconditional outputs are
+  mixed with ``guidance`` (1 = conditional only).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from weightspace.components import Context, Generator
+from weightspace.config import require_positive
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    condition_dropout: float = 0.1
+    guidance: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_positive(self, "guidance")
+        if not 0 <= self.condition_dropout < 1:
+            raise ValueError("condition_dropout must be in [0, 1)")
+
+
+class LatentModel(Generator):
+    """Base of generators whose network maps ``(x, t, condition)`` to a tensor shaped like ``x``."""
+
+    def __init__(self, config: GuidanceConfig, context: Context) -> None:
+        super().__init__(config, context)
+        self.denoiser = self.build_denoiser()
+        self.null_condition = nn.Parameter(torch.zeros(context.condition_dim))
+        self.register_buffer("latent_mean", torch.zeros(context.latent_tokens, context.latent_dim))
+        self.register_buffer("latent_std", torch.ones(context.latent_tokens, context.latent_dim))
+
+    @abstractmethod
+    def build_denoiser(self) -> nn.Module:
+        """The network ``(x [B, N, z], t [B], condition [B, c]) -> [B, N, z]``."""
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        return self.context.latent_tokens, self.context.latent_dim
+
+    def fit_scale(self, latents: torch.Tensor) -> None:
+        self.latent_mean.copy_(latents.mean(dim=0))
+        spread = (latents - self.latent_mean).std(dim=0)
+        self.latent_std.copy_(spread.clamp_min(1e-3 * float(spread.max())))
+
+    def standardize(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents - self.latent_mean) / self.latent_std
+
+    def unstandardize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.latent_std + self.latent_mean
+
+    def drop_condition(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The batch's conditions, each replaced by the null condition with probability ``condition_dropout``."""
+        drop = torch.rand(condition.shape[0], generator=generator).to(condition.device) < self.config.condition_dropout
+        return torch.where(drop[:, None], self.null_condition.expand_as(condition), condition)
+
+    def guided(self, condition: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The network with ``condition`` bound and classifier-free guidance applied: ``(x, t) -> output``."""
+        guidance, null = self.config.guidance, self.null_condition.expand_as(condition)
+
+        def output(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if guidance == 1.0:
+                return self.denoiser(x, t, condition)
+            both = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([condition, null]))
+            cond, uncond = both.chunk(2)
+            return uncond + guidance * (cond - uncond)
+
+        return output
