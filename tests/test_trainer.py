@@ -96,3 +96,13 @@ def test_by_environment_groups_trajectories():
         rows = dataset["train"].env_index == e
         assert torch.equal(t, dataset["train"].trajectories[rows])
         assert torch.equal(p, dataset["train"].env_params[rows][0])
+
+
+def test_validation_curve_has_one_row_per_evaluation():
+    adapter = ws.architecture("mlp-node", hidden_width=4)
+    traj = 1 + torch.rand(1, 3, 12, 2, generator=torch.Generator().manual_seed(0))
+    data = TrainingData(traj, traj, ChannelScale(torch.zeros(2), torch.ones(2)), 0.1)
+    config = TrainConfig(steps=7, eval_every=3, patience=100, unroll=2, batch_size=4)
+    result = train_experts(adapter, adapter.init_params(2, seed=0), data, [0, 0], [1, 2], config, expert_batch=1)
+    assert result.curve_steps == [0, 3, 6, 7] and result.val_curve.shape == (4, 2)
+    torch.testing.assert_close(result.val_curve.min(dim=0).values, result.val_loss)
