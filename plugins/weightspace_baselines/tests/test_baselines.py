@@ -4,6 +4,10 @@ and save/load round trips of everything."""
 
 import pytest
 import torch
+
+import weightspace as ws
+from weightspace.components import Component, Context
+from weightspace.errors import ConfigError
 from weightspace_baselines.descriptor import DescriptorPrompter, moments
 from weightspace_baselines.flat_vae import FlatVAE
 from weightspace_baselines.flow_matching import FlowMatching
@@ -11,10 +15,6 @@ from weightspace_baselines.identity import IdentityEncoder
 from weightspace_baselines.mlp_diffusion import MLPDiffusion
 from weightspace_baselines.nearest import NearestGenerator
 from weightspace_dynadiff.prompters import StatsPrompter
-
-import weightspace as ws
-from weightspace.components import Component, Context
-from weightspace.errors import ConfigError
 
 
 @pytest.fixture
