@@ -17,6 +17,14 @@ def _env_label(dataset: Dataset, params) -> str:
     return ", ".join(f"{n}={v:.3g}" for n, v in zip(dataset.attrs["param_names"], params.tolist()))
 
 
+def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Write ``fig`` as a PNG atomically and free it."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def plot_dataset_preview(dataset: Dataset, path: str | os.PathLike, n_envs: int = 4, n_times: int = 5) -> None:
     """Phase portraits (ODE states) or frames of channel 0 (fields) of a few seen and unseen environments."""
     picks = []
@@ -55,10 +63,7 @@ def plot_dataset_preview(dataset: Dataset, path: str | os.PathLike, n_envs: int 
                 if j == 0:
                     ax.set_ylabel(f"{split}\n{_env_label(dataset, s.env_params[row])}", fontsize=7)
     fig.suptitle(f"{dataset.attrs['system']} ({dataset.attrs['profile']})")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path, dpi=100)
 
 
 def plot_error_curves(rows: list[dict], path: str | os.PathLike) -> None:
@@ -75,10 +80,7 @@ def plot_error_curves(rows: list[dict], path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("normalized RMSE")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_finetune_curves(rows: list[dict], path: str | os.PathLike) -> None:
@@ -98,7 +100,4 @@ def plot_finetune_curves(rows: list[dict], path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("validation loss (normalized MSE)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
