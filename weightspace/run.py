@@ -56,6 +56,8 @@ else:  # pragma: no cover
 
 SECTIONS = ("system_settings", "architecture_config", "zoo", "encoder", "encoder_training")
 SECTIONS += ("generator", "prompter", "generator_training")
+TOP_LEVEL = ("system", "architecture", "profile", "seed", "method")
+"""The run config's keys outside any section."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class RunConfig:
         missing = [k for k in ("system", "architecture") if k not in data]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
-        top = {k: data.pop(k) for k in ("system", "architecture", "profile", "seed", "method") if k in data}
+        top = {k: data.pop(k) for k in TOP_LEVEL if k in data}
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
@@ -88,8 +90,7 @@ class RunConfig:
         return cls(sections=sections, **top)
 
     def to_dict(self) -> dict[str, Any]:
-        keys = ("system", "architecture", "profile", "seed", "method")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in TOP_LEVEL}
 
 
 def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

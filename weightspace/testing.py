@@ -17,11 +17,13 @@ Each ``check_*`` raises ``AssertionError`` with the measured error when the cont
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from weightspace.architecture import ArchitectureAdapter, Prediction
+from weightspace.components import Component
 from weightspace.diagnostics import functional_loop_error, permutation_error, roundtrip_is_bitwise
 from weightspace.errors import WeightError
 from weightspace.graph import Params, WeightGraph
@@ -115,3 +117,14 @@ def config_strategy(adapter_cls: type[ArchitectureAdapter]) -> Any:
 
     space = {key: st.sampled_from(list(values)) for key, values in adapter_cls.test_space.items()}
     return st.fixed_dictionaries(space).map(lambda d: make_config(adapter_cls.Config, d, owner=adapter_cls.name))
+
+
+def check_component_round_trip(components: list[Any], folder: Any) -> None:
+    """Each component saved to a subfolder of ``folder`` loads back as the same class, config and
+    state dict (keys in order, tensors equal)."""
+    for i, component in enumerate(components):
+        component.save(Path(folder) / str(i))
+        loaded = Component.load(Path(folder) / str(i))
+        assert type(loaded) is type(component) and loaded.config == component.config
+        for (k, v), (k2, v2) in zip(component.state_dict().items(), loaded.state_dict().items()):
+            assert k == k2 and torch.equal(v, v2)

@@ -8,6 +8,7 @@ import torch
 import weightspace as ws
 from weightspace.components import Component, Context
 from weightspace.errors import ConfigError
+from weightspace.testing import check_component_round_trip
 from weightspace_baselines.descriptor import DescriptorPrompter, moments
 from weightspace_baselines.flat_vae import FlatVAE
 from weightspace_baselines.flow_matching import FlowMatching
@@ -147,9 +148,4 @@ def test_every_baseline_component_round_trips_through_a_folder(mlp, tmp_path):
         DescriptorPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
         StatsPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
     ]
-    for i, component in enumerate(components):
-        component.save(tmp_path / str(i))
-        loaded = Component.load(tmp_path / str(i))
-        assert type(loaded) is type(component) and loaded.config == component.config
-        for (k, v), (k2, v2) in zip(component.state_dict().items(), loaded.state_dict().items()):
-            assert k == k2 and torch.equal(v, v2)
+    check_component_round_trip(components, tmp_path)

@@ -7,6 +7,7 @@ import torch
 import weightspace as ws
 from weightspace.components import Component, Context
 from weightspace.graph import GraphNormalizer
+from weightspace.testing import check_component_round_trip
 from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, diffusion_loss
 from weightspace_dynadiff.dit_diffusion import DiTDiffusion
 from weightspace_dynadiff.graph_vae import GraphVAE
@@ -50,12 +51,7 @@ def test_components_round_trip_through_a_folder(tmp_path, mlp):
         DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
         OraclePrompter.from_overrides({"dim": 8, "hidden": 8}, context),
     ]
-    for i, component in enumerate(components):
-        component.save(tmp_path / str(i))
-        loaded = Component.load(tmp_path / str(i))
-        assert type(loaded) is type(component) and loaded.config == component.config
-        for (k, v), (k2, v2) in zip(component.state_dict().items(), loaded.state_dict().items()):
-            assert k == k2 and torch.equal(v, v2)
+    check_component_round_trip(components, tmp_path)
 
 
 def test_dit_starts_at_zero_and_ddim_is_deterministic(mlp):
