@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The main job at the quick profile: a Lotka-Volterra zoo, encoder and generator (each stage cached,
-# so a rerun resumes), then generated experts against the baselines on seen and unseen environments.
+# The main job at the quick profile: the quick bench matrix (Lotka-Volterra and Lambda-Omega; DynaDiff,
+# the baselines, the peer methods and the key ablations), two nodes at a time, each stage cached so a
+# rerun resumes; ends with the results table and the path of the report.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
-	$(BIN)/weightspace train --config configs/lotka-volterra-quick.toml --out runs/demo/lv
-	$(BIN)/weightspace evaluate --run runs/demo/lv --method dynadiff --method nearest-zoo --method one-for-all \
-		--method one-per-env --method finetune-L --out runs/demo/lv/results.json
+	$(BIN)/weightspace bench benchmarks/matrices/quick.toml --out runs/demo --jobs 2
+	@echo "report: runs/demo/report.md (plots beside it); redraw with: $(BIN)/weightspace report runs/demo"
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from weightspace import __version__
 from weightspace.baselines import BASELINES, observed_frames
+from weightspace.bench import BenchProgress, LocalExecutor, Node, RayExecutor, node_done, plan_bench, run_bench
 from weightspace.config import parse_assignments
 from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
@@ -30,8 +31,10 @@ from weightspace.errors import ConfigError, WeightspaceError
 from weightspace.evaluation import TEST_SPLITS, evaluate_diffusion_init, evaluate_run, evaluate_zoo
 from weightspace.generation import generate_experts, save_expert
 from weightspace.hookspecs import KINDS
+from weightspace.matrix import Matrix
 from weightspace.plots import plot_dataset_preview, plot_error_curves, plot_finetune_curves
 from weightspace.registry import default_registry
+from weightspace.report import load_results, write_report, write_results
 from weightspace.run import Run, RunConfig, train_run
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors
@@ -159,10 +162,12 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 class _RichZooProgress(ZooProgress):
     """Zoo-building progress as rich bars, one per stage."""
 
-    def __init__(self, progress: Progress) -> None:
-        self.progress, self.task = progress, None
+    def __init__(self, progress: Progress, keep: bool = True) -> None:
+        self.progress, self.task, self.keep = progress, None, keep
 
     def stage(self, name: str, total: int) -> None:
+        if self.task is not None and not self.keep:
+            self.progress.remove_task(self.task)
         self.task = self.progress.add_task(name, total=total)
 
     def advance(self, n: int) -> None:
@@ -398,6 +403,92 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     console.print(f"wrote {', '.join(map(str, written))}")
 
 
+class _RichBenchProgress(BenchProgress):
+    """The bench's overall bar, naming the nodes running, and one line per finished node."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.task = progress, None
+
+    def start(self, total: int, done: int) -> None:
+        self.task = self.progress.add_task("bench", total=total, completed=done)
+
+    def running(self, labels: list[str]) -> None:
+        self.progress.update(self.task, description=f"bench: {'; '.join(labels) or 'idle'}")
+
+    def finished(self, node: Node, result: dict) -> None:
+        self.progress.advance(self.task, 1)
+        if "error" in result:
+            self.progress.console.print(f"[red]failed[/red] {node.label}: {result['error']}")
+        else:
+            self.progress.console.print(f"done {node.label} in {result['seconds']:.1f} s")
+
+
+def _summary_table(results: dict, title: str) -> Table:
+    """Out- and in-domain RMSE of the main methods and baselines, one column pair per system."""
+    rows = [r for r in results["summary"] if r["sweep"] is None and r["group"] in ("method", "baseline")]
+    columns = list(dict.fromkeys((r["system"], r["architecture"]) for r in rows))
+    table = Table(title=title)
+    table.add_column("method")
+    for system, arch in columns:
+        table.add_column(f"{system} / {arch}\nin", justify="right")
+        table.add_column("out", justify="right")
+    by_key = {(r["method"], r["system"], r["architecture"], r["split"]): r for r in rows}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = []
+        for system, arch in columns:
+            for split in TEST_SPLITS:
+                r = by_key.get((method, system, arch, split))
+                cells.append("-" if r is None else f"{r['rmse_mean']:.4f}")
+        table.add_row(method, *cells)
+    return table
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    matrix = Matrix.from_toml(args.matrix)
+    out = Path(args.out)
+    if args.dry_run:
+        plan = plan_bench(matrix)
+        table = Table(title=f"{args.matrix}: {len(plan.cells)} cells, {len(plan.nodes)} nodes")
+        for column in ("node", "needs", "built"):
+            table.add_column(column)
+        for node in plan.nodes.values():
+            needs = ", ".join(plan.nodes[n].label for n in node.needs)
+            table.add_row(node.label, needs, "yes" if node_done(node, out) else "no")
+        console.print(table)
+        return
+    start = time.perf_counter()
+    with _progress() as progress:
+        device = str(resolve_device(args.device))
+        if args.executor == "ray":
+            executor = RayExecutor(args.jobs, args.address, device)
+        else:
+            executor = LocalExecutor(args.jobs, device, _RichZooProgress(progress, keep=False))
+        try:
+            outcome = run_bench(matrix, out, executor, _RichBenchProgress(progress))
+        finally:
+            executor.close()
+    results = write_results(outcome.plan, out, outcome.failed, str(args.matrix))
+    written = write_report(out, results)
+    console.print(_summary_table(results, f"{args.matrix}: rollout RMSE (mean over seeds)"))
+    console.print(
+        f"bench finished in {time.perf_counter() - start:.0f} s ({len(outcome.ran)} nodes built); "
+        f"report: {written[0]}; results: {out / 'results.json'}, {out / 'results.csv'}"
+    )
+    if outcome.failed:
+        raise WeightspaceError(
+            f"{len(outcome.failed)} node(s) failed; the report lists them and {out / 'logs'} has the tracebacks. "
+            "Rerun the same command to retry them (everything built is kept)."
+        )
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    out = Path(args.dir)
+    results = load_results(out)
+    written = write_report(out, results)
+    console.print(_summary_table(results, f"{results['matrix']}: rollout RMSE (mean over seeds)"))
+    console.print(f"wrote {', '.join(map(str, written))}")
+
+
 def _cmd_distill(args: argparse.Namespace) -> None:
     folder = Path(args.expert)
     if not (folder / "config.json").is_file():
@@ -508,6 +599,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("bench", help="run a matrix of systems x methods x ablations x seeds; tables and plots")
+    p.add_argument("matrix", help="matrix TOML (see benchmarks/matrices/)")
+    p.add_argument("--out", required=True, help="bench folder; a rerun resumes and reuses every finished stage")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where nodes run (default: local)")
+    p.add_argument("--jobs", type=int, default=1, help="nodes run at once (default: 1; with ray: local workers)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--dry-run", action="store_true", help="list the nodes and which are built; run nothing")
+    p.add_argument("--device", default=None, help="device of the stages: cpu, cuda (default: cuda when available)")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("report", help="redraw a bench's report.md and plots from its results.json")
+    p.add_argument("dir", help="bench folder")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("distill", help="fit sparse polynomial equations (SINDy) to a vector-field expert")
     p.add_argument("--expert", required=True, help="an expert folder (from `weightspace generate`)")

@@ -1,4 +1,4 @@
-"""PNG previews of datasets (matplotlib, headless)."""
+"""PNG plots of datasets, evaluations and bench reports (matplotlib, headless)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,84 @@ def plot_finetune_curves(rows: list[dict], path: str | os.PathLike) -> None:
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("validation loss (normalized MSE)")
     _save(fig, path)
+
+
+def plot_sweep(rows: list[dict], sweep: str, title: str, path: str | os.PathLike) -> None:
+    """RMSE against a swept value, one line per system and split (bench summary rows of one sweep)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for system, arch, split in sorted({(r["system"], r["architecture"], r["split"]) for r in rows}):
+        line = sorted(
+            (r for r in rows if (r["system"], r["architecture"], r["split"]) == (system, arch, split)),
+            key=lambda r: r["sweep_value"],
+        )
+        ax.errorbar(
+            [r["sweep_value"] for r in line],
+            [r["rmse_mean"] for r in line],
+            yerr=[r["rmse_seed_std"] for r in line],
+            marker="o",
+            ls="-" if split == "test_out" else "--",
+            label=f"{system} / {arch} ({'out' if split == 'test_out' else 'in'})",
+        )
+    ax.set_xlabel(sweep.replace("_", " "))
+    ax.set_ylabel("rollout RMSE (normalized)")
+    ax.set_title(title)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_generation_cost(cost: list[dict], path: str | os.PathLike) -> None:
+    """Milliseconds per unseen environment of generation and of fine-tuning, with the RMSE each reaches."""
+    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(cost), 3.8))
+    x = range(len(cost))
+    for shift, (kind, label) in zip((-0.2, 0.2), (("generation", "generation"), ("finetune", "finetune-L"))):
+        bars = ax.bar([i + shift for i in x], [c[f"{kind}_ms"] for c in cost], width=0.4, label=label)
+        for bar, c in zip(bars, cost):
+            ax.annotate(
+                f"RMSE {c[f'{kind}_rmse']:.3f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.set_xticks(list(x), [f"{c['system']}\n{c['architecture']}" for c in cost])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per environment")
+    ax.set_title("generating vs. fine-tuning an expert")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_environment_map(rows: list[dict], method: str, path: str | os.PathLike) -> bool:
+    """``method``'s RMSE over a 2-parameter environment grid, seen environments (in-domain test) as
+    circles, unseen as squares (the paper's Figure 4). Returns False, writing nothing, when the
+    system does not have exactly two environment parameters."""
+    points = [(e, r["split"]) for r in rows if r["method"] == method and r["group"] == "method" for e in r["per_env"]]
+    if not points or len(points[0][0]["env_params"]) != 2:
+        return False
+    names = list(points[0][0]["env_params"])
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    rmse = [e["rmse"] for e, _ in points]
+    norm = matplotlib.colors.LogNorm(min(rmse), max(rmse)) if min(rmse) > 0 else None
+    for split, marker, label in (("test_in", "o", "seen"), ("test_out", "s", "unseen")):
+        sel = [e for e, s in points if s == split]
+        if sel:
+            scatter = ax.scatter(
+                [e["env_params"][names[0]] for e in sel],
+                [e["env_params"][names[1]] for e in sel],
+                c=[e["rmse"] for e in sel],
+                marker=marker,
+                s=140,
+                cmap="viridis",
+                norm=norm,
+                edgecolors="k" if split == "test_in" else "none",
+                label=label,
+            )
+    fig.colorbar(scatter, ax=ax, label="rollout RMSE")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(f"{method}: {rows[0]['system']} / {rows[0]['architecture']}")
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, path)
+    return True

@@ -47,7 +47,7 @@ from weightspace.graph import GraphNormalizer
 from weightspace.registry import Registry, default_registry
 from weightspace.storage import atomic_path, load_tensors, save_tensors
 from weightspace.trajectories import by_environment
-from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
+from weightspace.zoo import Zoo, ZooPlan, ZooProgress, build_zoo, plan_zoo
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +72,7 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(_read_toml(Path(path), ()), str(path))
+        return cls.from_dict(read_config_toml(Path(path), ()), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "run config") -> RunConfig:
@@ -93,7 +93,7 @@ class RunConfig:
         return {k: getattr(self, k) for k in TOP_LEVEL}
 
 
-def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def read_config_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A run config's TOML with the configs it extends merged in (see the module docstring)."""
     if not path.is_file():
         raise ConfigError(f"no such run config: {path}")
@@ -106,15 +106,17 @@ def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    merged = _read_toml(path.parent / parent, (*chain, path.resolve()))
-    for key, value in data.items():
-        base = merged.get(key)
-        if (
-            isinstance(base, dict)
-            and isinstance(value, dict)
-            and value.get("name", base.get("name")) == base.get("name")
-        ):
-            value = {**base, **value}
+    return merge_config(read_config_toml(path.parent / parent, (*chain, path.resolve())), data)
+
+
+def merge_config(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` merged into the config dict ``base``: sections key by key, except that a section
+    naming another component replaces the base's section (its options belong to the old component)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict) and value.get("name", old.get("name")) == old.get("name"):
+            value = {**old, **value}
         merged[key] = value
     return merged
 
@@ -165,15 +167,189 @@ class Run:
         meta = json.loads(index.read_text())
         stages = meta["stages"]
         zoo = Zoo.load(path / stages["zoo"], registry)
-        enc_dir, gen_dir = path / stages["encoder"], path / stages["generator"]
-        encoder = Component.load(enc_dir / "encoder", registry).eval()
-        normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(enc_dir / "normalizer.safetensors")[0])
+        gen_dir = path / stages["generator"]
+        codec = _load_codec(zoo, path / stages["encoder"], registry)
         generator = Component.load(gen_dir / "generator", registry).eval()
         prompter = Component.load(gen_dir / "prompter", registry).eval()
         env = load_tensors(gen_dir / "environments.safetensors")[0]
-        codec = WeightCodec(encoder, normalizer, zoo.adapter)
         env_scale = EnvironmentScale(env["low"], env["high"])
         return cls(path, zoo, codec, generator, prompter, env_scale, meta["config"].get("method", "dynadiff"))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run config resolved against the registry: its zoo plan, training settings and the content
+    key of each stage, known before anything is built (the bench schedules stages by these keys)."""
+
+    config: RunConfig
+    zoo: ZooPlan
+    encoder_training: EncoderTraining
+    generator_training: GeneratorTraining
+    keys: dict[str, str]
+    """``{"zoo": h, "encoder": h, "generator": h}``; a stage's folder is ``<stage>-<h>``."""
+
+    def folder(self, cache: Path, stage: str) -> Path:
+        return cache / f"{stage}-{self.keys[stage]}"
+
+
+STAGES = ("zoo", "encoder", "generator")
+"""A run's stages in order; each depends on the one before."""
+
+
+def plan_run(config: RunConfig, registry: Registry | None = None) -> RunPlan:
+    """Resolve ``config`` (every default filled in) and key its stages by content."""
+    registry = registry or default_registry()
+    s = config.sections
+    encoder_training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
+    generator_training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
+    resolved = {kind: _resolved(registry, f"{kind}s", s[kind]) for kind in ("encoder", "generator", "prompter")}
+    zoo = plan_zoo(
+        registry,
+        config.system,
+        config.architecture,
+        config.profile,
+        config.seed,
+        system_overrides=s["system_settings"],
+        architecture_overrides=s["architecture_config"],
+        zoo_overrides=s["zoo"],
+    )
+    zoo_key = content_hash(zoo.identity())
+    enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
+    gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
+    keys = {"zoo": zoo_key, "encoder": enc_key, "generator": gen_key}
+    return RunPlan(config, zoo, encoder_training, generator_training, keys)
+
+
+@dataclass(frozen=True)
+class _ZooData:
+    """What the encoder and generator stages read from a built zoo."""
+
+    zoo: Zoo
+    params: dict[str, torch.Tensor]
+    expert_env: torch.Tensor
+    seen: torch.Tensor
+    seen_params: torch.Tensor
+    traj: torch.Tensor
+    context: Context
+
+    @classmethod
+    def of(cls, zoo: Zoo) -> _ZooData:
+        params, expert_env = zoo.experts()
+        seen, seen_params, traj = by_environment(zoo.dataset()["train"])
+        context = Context(zoo.spec.to_json(), tuple(traj.shape[3:]), seen_params.shape[1])
+        return cls(zoo, params, expert_env, seen, seen_params, traj, context)
+
+
+def stage_done(plan: RunPlan, stage: str, cache: str | Path) -> bool:
+    """Whether ``stage`` of ``plan`` is fully built in ``cache`` (a zoo's manifest says complete;
+    the other stages write ``stage.json`` last)."""
+    folder = plan.folder(Path(cache), stage)
+    if stage != "zoo":
+        return (folder / "stage.json").is_file()
+    manifest = folder / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("complete", False)
+
+
+def build_stage(
+    plan: RunPlan,
+    stage: str,
+    cache: str | Path,
+    registry: Registry | None = None,
+    device: str | torch.device = "cpu",
+    progress: ZooProgress | None = None,
+) -> Path:
+    """Build (or resume) one stage of ``plan`` in ``cache`` and return its folder. The stages before
+    it must exist (``train_run`` builds them in order; the bench schedules them as dependencies)."""
+    registry, progress, cache = registry or default_registry(), progress or ZooProgress(), Path(cache)
+    if stage not in STAGES:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    folder = plan.folder(cache, stage)
+    if stage == "zoo":
+        build_zoo(plan.zoo, folder, device, progress, registry)
+        return folder
+    if stage_done(plan, stage, cache):
+        return folder
+    for before in STAGES[: STAGES.index(stage)]:
+        if not stage_done(plan, before, cache):
+            raise StorageError(f"stage {stage} needs {plan.folder(cache, before)}, which is not built")
+    data = _ZooData.of(Zoo.load(plan.folder(cache, "zoo"), registry))
+    build = _build_encoder if stage == "encoder" else _build_generator
+    build(plan, data, cache, registry, progress)
+    return folder
+
+
+def _build_encoder(plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress) -> None:
+    config, training, zoo = plan.config, plan.encoder_training, data.zoo
+    section = config.sections["encoder"]
+    probes = data.traj.flatten(0, 2)
+    train_idx, held_idx = split_holdout(len(data.expert_env), training.holdout, config.seed)
+    train_params = {k: v[train_idx] for k, v in data.params.items()}
+    normalizer = fit_normalizer(zoo.adapter, train_params, training.centre)
+    torch.manual_seed(config.seed)
+    encoder = _component(registry, "encoders", section, data.context)
+    codec = WeightCodec(encoder, normalizer, zoo.adapter)
+    progress.stage(f"encoder {section['name']}", training.steps)
+    history = fit_encoder(codec, train_params, probes, zoo.scale, training, config.seed, progress.advance)
+    held = {k: v[held_idx] for k, v in data.params.items()}
+    pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
+    report = reconstruction_error(codec, held, probes[pick], zoo.scale)
+    report["permuted_10pct_function_change"] = permutation_sensitivity(
+        codec, held, probes[pick], zoo.scale, 0.1, config.seed
+    )
+    folder = plan.folder(cache, "encoder")
+    encoder.save(folder / "encoder")
+    save_tensors(folder / "normalizer.safetensors", normalizer.state_dict())
+    _write_json(folder / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
+
+
+def _load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
+    encoder = Component.load(folder / "encoder", registry).eval()
+    normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(folder / "normalizer.safetensors")[0])
+    return WeightCodec(encoder, normalizer, zoo.adapter)
+
+
+def _build_generator(plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress) -> None:
+    config, training, zoo, context = plan.config, plan.generator_training, data.zoo, data.context
+    s = config.sections
+    codec = _load_codec(zoo, plan.folder(cache, "encoder"), registry)
+    with torch.no_grad():
+        latents = codec.encode(data.params)[0]
+        fresh = zoo.adapter.init_params(len(latents), seed=config.seed)
+        source = codec.encode(fresh)[0]
+    tokens, dim = codec.encoder.latent_shape
+    torch.manual_seed(config.seed)
+    prompter = _component(registry, "prompters", s["prompter"], context)
+    full = Context(context.spec_json, context.state_shape, context.n_env_params, tokens, dim, prompter.dim)
+    generator = _component(registry, "generators", s["generator"], full)
+    env_scale = EnvironmentScale.fit(data.seen_params)
+    group = torch.searchsorted(data.seen, data.expert_env)
+    progress.stage(f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", training.steps)
+    history = fit_generator(
+        generator,
+        prompter,
+        latents,
+        group,
+        data.traj,
+        env_scale.normalize(data.seen_params),
+        zoo.scale,
+        training,
+        config.seed,
+        progress.advance,
+        source_latents=source,
+    )
+    folder = plan.folder(cache, "generator")
+    generator.save(folder / "generator")
+    prompter.save(folder / "prompter")
+    save_tensors(folder / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
+    _write_json(folder / "stage.json", {"history": history})
+
+
+def link_run(plan: RunPlan, out: str | Path, cache: str | Path) -> None:
+    """Write ``out/run.json``: the config and its built stage folders, relative to ``out``."""
+    out, cache = Path(out), Path(cache)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = {stage: os.path.relpath(plan.folder(cache, stage), out) for stage in STAGES}
+    _write_json(out / "run.json", {"config": {**plan.config.to_dict(), **plan.config.sections}, "stages": stages})
 
 
 def train_run(
@@ -186,92 +362,11 @@ def train_run(
 ) -> Run:
     """Run (or resume) every stage of ``config``, stage folders in ``cache`` (default: ``out``),
     and return the run loaded from ``out``."""
-    out, registry, progress = Path(out), registry or default_registry(), progress or ZooProgress()
-    cache = Path(cache) if cache is not None else out
-    s = config.sections
-    encoder_training = make_config(EncoderTraining, s["encoder_training"], owner="encoder_training")
-    generator_training = make_config(GeneratorTraining, s["generator_training"], owner="generator_training")
-    resolved = {kind: _resolved(registry, f"{kind}s", s[kind]) for kind in ("encoder", "generator", "prompter")}
-    out.mkdir(parents=True, exist_ok=True)
+    registry = registry or default_registry()
+    cache = Path(cache if cache is not None else out)
     cache.mkdir(parents=True, exist_ok=True)
-    plan = plan_zoo(
-        registry,
-        config.system,
-        config.architecture,
-        config.profile,
-        config.seed,
-        system_overrides=s["system_settings"],
-        architecture_overrides=s["architecture_config"],
-        zoo_overrides=s["zoo"],
-    )
-    zoo_key = content_hash(plan.identity())
-    zoo = build_zoo(plan, cache / f"zoo-{zoo_key}", device, progress, registry)
-
-    params, expert_env = zoo.experts()
-    seen, seen_params, traj = by_environment(zoo.dataset()["train"])
-    probes = traj.flatten(0, 2)
-    context = Context(zoo.spec.to_json(), tuple(traj.shape[3:]), seen_params.shape[1])
-
-    enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
-    enc_dir = cache / f"encoder-{enc_key}"
-    if not (enc_dir / "stage.json").is_file():
-        train_idx, held_idx = split_holdout(len(expert_env), encoder_training.holdout, config.seed)
-        train_params = {k: v[train_idx] for k, v in params.items()}
-        normalizer = fit_normalizer(zoo.adapter, train_params, encoder_training.centre)
-        torch.manual_seed(config.seed)
-        encoder = _component(registry, "encoders", s["encoder"], context)
-        codec = WeightCodec(encoder, normalizer, zoo.adapter)
-        progress.stage(f"encoder {s['encoder']['name']}", encoder_training.steps)
-        history = fit_encoder(codec, train_params, probes, zoo.scale, encoder_training, config.seed, progress.advance)
-        held = {k: v[held_idx] for k, v in params.items()}
-        pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
-        report = reconstruction_error(codec, held, probes[pick], zoo.scale)
-        report["permuted_10pct_function_change"] = permutation_sensitivity(
-            codec, held, probes[pick], zoo.scale, 0.1, config.seed
-        )
-        encoder.save(enc_dir / "encoder")
-        save_tensors(enc_dir / "normalizer.safetensors", normalizer.state_dict())
-        _write_json(enc_dir / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
-    encoder = Component.load(enc_dir / "encoder", registry).eval()
-    normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(enc_dir / "normalizer.safetensors")[0])
-    codec = WeightCodec(encoder, normalizer, zoo.adapter)
-
-    gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
-    gen_dir = cache / f"generator-{gen_key}"
-    if not (gen_dir / "stage.json").is_file():
-        with torch.no_grad():
-            latents = codec.encode(params)[0]
-            fresh = zoo.adapter.init_params(len(latents), seed=config.seed)
-            source = codec.encode(fresh)[0]
-        tokens, dim = encoder.latent_shape
-        torch.manual_seed(config.seed)
-        prompter = _component(registry, "prompters", s["prompter"], context)
-        full = Context(context.spec_json, context.state_shape, context.n_env_params, tokens, dim, prompter.dim)
-        generator = _component(registry, "generators", s["generator"], full)
-        env_scale = EnvironmentScale.fit(seen_params)
-        group = torch.searchsorted(seen, expert_env)
-        progress.stage(
-            f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", generator_training.steps
-        )
-        history = fit_generator(
-            generator,
-            prompter,
-            latents,
-            group,
-            traj,
-            env_scale.normalize(seen_params),
-            zoo.scale,
-            generator_training,
-            config.seed,
-            progress.advance,
-            source_latents=source,
-        )
-        generator.save(gen_dir / "generator")
-        prompter.save(gen_dir / "prompter")
-        save_tensors(gen_dir / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
-        _write_json(gen_dir / "stage.json", {"history": history})
-
-    folders = {"zoo": cache / f"zoo-{zoo_key}", "encoder": enc_dir, "generator": gen_dir}
-    stages = {stage: os.path.relpath(folder, out) for stage, folder in folders.items()}
-    _write_json(out / "run.json", {"config": {**config.to_dict(), **s}, "stages": stages})
+    plan = plan_run(config, registry)
+    for stage in STAGES:
+        build_stage(plan, stage, cache, registry, device, progress)
+    link_run(plan, out, cache)
     return Run.load(out, registry)

@@ -1,0 +1,210 @@
+"""The bench: matrices expand into cells, cells share content-addressed stages, an interrupted or
+failing bench keeps what it built, the report is redrawn from results alone, and Ray gives the
+local executor's results."""
+
+import json
+import math
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from weightspace.bench import LocalExecutor, Node, execute, plan_bench, run_bench
+from weightspace.cli import main
+from weightspace.errors import WeightspaceError
+from weightspace.matrix import Matrix
+from weightspace.report import load_results, write_report, write_results
+
+from .test_run import TINY_RUN
+
+REPO = Path(__file__).resolve().parents[1]
+
+FLAT_VAE = 'extends = "tiny.toml"\n\n[encoder]\nname = "flat-vae"\nwidth = 16\nlatent_dim = 4\nheads = 2\ndepth = 1\n'
+TINY_MATRIX = """
+seeds = [0, 1]
+observed_frames = 3
+candidates = 2
+finetune_steps = 5
+baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]
+
+[systems.lotka-volterra]
+config = "tiny.toml"
+
+[methods.dynadiff]
+
+[methods.flat-vae]
+config = "{system}-flat-vae.toml"
+
+[ablations.no-function-loss]
+set = { encoder = { function_weight = 0.0 } }
+
+[sweeps]
+observed_frames = [1, 3]
+zoo_size = [2]
+"""
+
+
+@pytest.fixture
+def matrix_file(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY_RUN)
+    (tmp_path / "lotka-volterra-flat-vae.toml").write_text(FLAT_VAE)
+    (tmp_path / "matrix.toml").write_text(TINY_MATRIX)
+    return tmp_path / "matrix.toml"
+
+
+def test_matrix_expands_into_cells_that_share_stages(matrix_file):
+    matrix = Matrix.from_toml(matrix_file)
+    cells = matrix.expand()
+    # per seed: 2 methods, the baselines, 1 ablation, 2 observation lengths, 1 zoo size
+    assert len(cells) == 2 * 7
+    by_id = {c.id: c for c in cells}
+    ablation = by_id["lotka-volterra/mlp-node/no-function-loss/seed0"]
+    assert ablation.config["encoder"]["function_weight"] == 0.0 and ablation.config["encoder"]["width"] == 16
+    assert by_id["lotka-volterra/mlp-node/flat-vae/seed1"].config["encoder"]["name"] == "flat-vae"
+    assert by_id["lotka-volterra/mlp-node/dynadiff/zoo_size=2/seed0"].config["zoo"]["size"] == 2
+    assert by_id["lotka-volterra/mlp-node/dynadiff/observed_frames=1/seed0"].observed_frames == 1
+    plan = plan_bench(matrix)
+    kinds = [key.split("-")[0] for key in plan.nodes]
+    # per seed: two zoos (sizes 3 and 2); encoders: graph-vae, flat-vae, no-function-loss, the size-2 zoo's
+    assert kinds.count("zoo") == 2 * 2 and kinds.count("encoder") == 2 * 4 and kinds.count("generator") == 2 * 4
+    # observed_frames = 3 is the main cell's own evaluation: evaluated once
+    main_cell, same = (
+        "lotka-volterra/mlp-node/dynadiff/seed0",
+        "lotka-volterra/mlp-node/dynadiff/observed_frames=3/seed0",
+    )
+    assert plan.evaluation[main_cell] == plan.evaluation[same]
+    assert kinds.count("evaluate") == 2 * 6
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seeds = [0]\n[methods.dynadiff]\n", "names no [systems"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n', "names no [methods"),
+        ('colour = 1\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "unknown key(s) colour"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\nevaluate = "x"\n', "evaluate = 'x'"),
+        ('baselines = ["oracle"]\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "unknown baseline 'oracle'"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n[sweeps]\nwidth = [1]\n', "unknown sweep 'width'"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\nset = { seed = 3 }\n', "set cannot change seed"),
+        ('[systems.lv]\nconfig = "none.toml"\n[methods.a]\n', "no such run config"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\nset = { encoder = { name = "vae9" } }\n', "vae9"),
+    ],
+)
+def test_bad_matrices_are_named(tmp_path, text, message):
+    (tmp_path / "tiny.toml").write_text(TINY_RUN)
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(WeightspaceError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        plan_bench(Matrix.from_toml(tmp_path / "bad.toml"))
+
+
+@pytest.mark.parametrize("name", ["quick", "ci", "paper"])
+def test_shipped_matrices_plan(name):
+    plan = plan_bench(Matrix.from_toml(REPO / "benchmarks" / "matrices" / f"{name}.toml"))
+    methods = {c.method for c in plan.cells}
+    assert {"dynadiff", "flat-vae", "single-stage", "flow-matching", "no-function-loss", "random-init-zoo"} <= methods
+    assert {("lotka-volterra", "mlp-node"), ("lambda-omega", "fno")} <= {(c.system, c.architecture) for c in plan.cells}
+
+
+def _all_finite(rows):
+    return all(math.isfinite(r["rmse_mean"]) and r["rmse_mean"] > 0 for r in rows)
+
+
+def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", str(matrix_file), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["failed"] == [] and _all_finite(results["rows"])
+    summary = results["summary"]
+    assert {r["n_seeds"] for r in summary} == {2}
+    ope = [r for r in summary if r["method"] == "one-per-env"]
+    assert all(r["ratio_to_one_per_env"] == pytest.approx(1.0) for r in ope)
+    report = (out / "report.md").read_text()
+    for heading in ("## Methods", "## Ablations", "## Observation length", "## Zoo size", "## Generation vs."):
+        assert heading in report
+    assert "**" in report  # the best of a column is bold
+    for png in ("step-errors-lotka-volterra-mlp-node", "environment-map-lotka-volterra-mlp-node", "rmse-vs-zoo-size"):
+        assert (out / f"{png}.png").stat().st_size > 1000
+    header = (out / "results.csv").read_text().splitlines()[0]
+    assert header.startswith("system,architecture,method,group,sweep,sweep_value,split,n_seeds,rmse_mean")
+    assert (out / "runs/lotka-volterra/mlp-node/flat-vae/seed1/run.json").is_file()
+
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    capsys.readouterr()
+    assert main(["bench", str(matrix_file), "--out", str(out)]) == 0  # everything cached
+    assert "(0 nodes built)" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text() == report
+    assert main(["report", str(tmp_path)]) == 2  # no results.json there
+
+
+class FailingExecutor(LocalExecutor):
+    """Runs nodes in this process, except that every flat-vae encoder fails."""
+
+    def submit(self, node: Node, out: str) -> Future:
+        if node.label.startswith("encoder for") and "flat-vae" in node.label:
+            future: Future = Future()
+            future.set_result({"key": node.key, "error": "RuntimeError: injected"})
+            return future
+        return super().submit(node, out)
+
+
+def test_a_failed_node_skips_its_dependents_and_not_the_others(matrix_file, tmp_path):
+    out = tmp_path / "bench"
+    outcome = run_bench(Matrix.from_toml(matrix_file), out, FailingExecutor())
+    failed_labels = sorted(outcome.plan.nodes[k].label.split()[0] for k in outcome.failed)
+    assert failed_labels == ["encoder", "encoder", "evaluate", "evaluate", "generator", "generator"]
+    assert all("flat-vae" in outcome.plan.nodes[k].label for k in outcome.failed)
+    results = write_results(outcome.plan, out, outcome.failed, "matrix.toml")
+    assert {r["method"] for r in results["rows"]} >= {"dynadiff", "no-function-loss", "one-per-env"}
+    assert "flat-vae" not in {r["method"] for r in results["rows"]}
+    write_report(out, load_results(out))
+    assert "## Failed" in (out / "report.md").read_text() and "injected" in (out / "report.md").read_text()
+    # the rerun builds exactly what failed
+    rerun = run_bench(Matrix.from_toml(matrix_file), out, LocalExecutor())
+    assert not rerun.failed and sorted(r["key"] for r in rerun.ran) == sorted(outcome.failed)
+
+
+def test_a_node_that_raises_comes_back_as_an_error_with_its_traceback_logged(matrix_file, tmp_path):
+    plan = plan_bench(Matrix.from_toml(matrix_file))
+    encoder = next(n for n in plan.nodes.values() if n.key.startswith("encoder"))
+    result = execute(encoder, str(tmp_path), threads=1)  # its zoo was never built
+    assert "is not built" in result["error"]
+    assert "Traceback" in (tmp_path / "logs" / f"{encoder.key}.log").read_text()
+
+
+def test_ray_executor_gives_the_local_executors_results(matrix_file, tmp_path):
+    pytest.importorskip("ray")
+    rows = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        argv = ["bench", str(matrix_file), "--out", str(out), "--executor", executor, "--jobs", "2"]
+        assert main([*argv, "--device", "cpu"]) == 0
+        rows[executor] = {
+            (r["cell"], r["method"], r["split"]): r["rmse_mean"]
+            for r in json.loads((out / "results.json").read_text())["rows"]
+        }
+    assert rows["local"] == rows["ray"]
+
+
+@pytest.mark.slow
+def test_ci_matrix_gives_a_sane_report(tmp_path):
+    """The CI-sized matrix (both quick systems, every main method and the key ablations)."""
+    out = tmp_path / "bench"
+    assert main(["bench", str(REPO / "benchmarks/matrices/ci.toml"), "--out", str(out), "--jobs", "2"]) == 0
+    results = load_results(out)
+    assert results["failed"] == [] and _all_finite(results["rows"])
+    summary = {(r["system"], r["method"], r["split"]): r for r in results["summary"] if r["sweep"] is None}
+    for system in ("lotka-volterra", "lambda-omega"):
+        for split in ("test_in", "test_out"):
+            # the upper bound beats the pooled expert, and nothing blows up (normalized states: 1 ~ predicting 0)
+            assert (
+                summary[(system, "one-per-env", split)]["rmse_mean"]
+                < summary[(system, "one-for-all", split)]["rmse_mean"]
+            )
+            for method in ("dynadiff", "flat-vae", "single-stage", "flow-matching", "no-function-loss"):
+                assert summary[(system, method, split)]["rmse_mean"] < 1.5
+    report = (out / "report.md").read_text()
+    assert "## Ablations" in report and "random-init-zoo" in report and "## Generation vs." in report

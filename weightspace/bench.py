@@ -1,0 +1,297 @@
+"""Run a bench matrix: its cells become a graph of content-addressed stages, built where missing.
+
+Every cell (:mod:`weightspace.matrix`) needs the stages of its run config (zoo -> encoder ->
+generator, keyed by :func:`weightspace.run.plan_run`) and one evaluation. Cells that share a stage
+share its node, so methods with one zoo build it once and a sweep point equal to a main cell is
+evaluated once. Nodes run on an executor as soon as their dependencies are done::
+
+    OUT/cache/<stage>-<hash>/     stages (the same folders `weightspace train --cache` writes)
+    OUT/cells/<evaluate-hash>.json result rows of one evaluation (written atomically)
+    OUT/timings/<node>.json       seconds each node took when it was built
+    OUT/logs/<node>.log           the traceback of a failed node
+    OUT/runs/<cell id>/run.json   each cell's trained run (for `weightspace generate --run`)
+
+A rerun skips every node whose output exists, so an interrupted bench resumes where it stopped. A
+node that fails is reported with its error; the nodes that need it are skipped, the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from weightspace.errors import ConfigError
+from weightspace.matrix import Cell, Matrix
+from weightspace.run import STAGES, RunConfig, RunPlan, build_stage, content_hash, link_run, plan_run, stage_done
+from weightspace.storage import atomic_path
+from weightspace.zoo import ZooProgress
+
+
+@dataclass(frozen=True)
+class Node:
+    """One unit of work: a stage of a run config, or an evaluation. ``task`` is JSON-able, so a
+    node runs in another process or on another machine (:func:`execute`)."""
+
+    key: str
+    label: str
+    needs: tuple[str, ...]
+    task: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    cells: list[Cell]
+    nodes: dict[str, Node]
+    """Keyed by node key, in dependency order."""
+    evaluation: dict[str, str]
+    """cell id -> the key of the node that evaluates it."""
+    stages: dict[str, tuple[str, ...]]
+    """cell id -> the keys of its stage nodes."""
+
+
+def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
+    spec = {"kind": cell.evaluate, "observed_frames": cell.observed_frames, "method": cell.method}
+    if cell.evaluate == "baselines":
+        return {**spec, "baselines": list(matrix.baselines), "finetune_steps": matrix.finetune_steps}
+    spec["candidates"] = matrix.candidates
+    if cell.evaluate == "diffusion-init":
+        spec["finetune_steps"] = matrix.finetune_steps
+    return spec
+
+
+def plan_bench(matrix: Matrix) -> BenchPlan:
+    """The cells of ``matrix`` and the graph of nodes they need (checks every run config first)."""
+    cells = matrix.expand()
+    nodes: dict[str, Node] = {}
+    evaluation, stages_of = {}, {}
+    for cell in cells:
+        plan = plan_run(cell.run_config())
+        stages = STAGES[:1] if cell.evaluate == "baselines" else STAGES
+        needs: tuple[str, ...] = ()
+        for stage in stages:  # labelled by the first cell that needs the stage
+            key = f"{stage}-{plan.keys[stage]}"
+            task = {"kind": stage, "config": cell.config}
+            nodes.setdefault(key, Node(key, f"{stage} for {cell.id}", needs, task))
+            needs = (key,)
+        spec = _evaluation_spec(cell, matrix)
+        key = f"evaluate-{content_hash(needs, spec)}"
+        task = {"kind": "evaluate", "config": cell.config, "spec": spec, "cell": cell.id}
+        nodes.setdefault(key, Node(key, f"evaluate {cell.id}", needs, task))
+        evaluation[cell.id] = key
+        stages_of[cell.id] = tuple(f"{stage}-{plan.keys[stage]}" for stage in stages)
+    return BenchPlan(cells, nodes, evaluation, stages_of)
+
+
+def node_done(node: Node, out: Path) -> bool:
+    if node.task["kind"] == "evaluate":
+        return (out / "cells" / f"{node.key}.json").is_file()
+    plan = plan_run(RunConfig.from_dict(node.task["config"]))
+    return stage_done(plan, node.task["kind"], out / "cache")
+
+
+def execute(
+    node: Node, out: str, threads: int, device: str = "cpu", progress: ZooProgress | None = None
+) -> dict[str, Any]:
+    """Build one node in ``out``; never raises (a failure comes back as ``{"error": ...}`` and its
+    traceback goes to ``out/logs/<node>.log``), so one bad cell does not stop the others."""
+    out_path = Path(out)
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        config = RunConfig.from_dict(node.task["config"], node.label)
+        plan = plan_run(config)
+        if node.task["kind"] == "evaluate":
+            rows = _evaluate(plan, node.task["spec"], out_path)
+            _write_json(out_path / "cells" / f"{node.key}.json", rows)
+        else:
+            build_stage(plan, node.task["kind"], out_path / "cache", device=device, progress=progress)
+    except Exception as exc:  # reported per node; KeyboardInterrupt still stops the bench
+        log = out_path / "logs" / f"{node.key}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        return {"key": node.key, "error": f"{type(exc).__name__}: {exc}"}
+    seconds = time.perf_counter() - start
+    _write_json(out_path / "timings" / f"{node.key}.json", {"label": node.label, "seconds": seconds})
+    return {"key": node.key, "seconds": seconds}
+
+
+def _evaluate(plan: RunPlan, spec: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+    # imported here: evaluation pulls in every method, which the planner does not need
+    from weightspace.evaluation import evaluate_diffusion_init, evaluate_run, evaluate_zoo
+    from weightspace.run import Run
+    from weightspace.zoo import Zoo
+
+    cache = out / "cache"
+    frames = spec["observed_frames"]
+    if spec["kind"] == "baselines":
+        zoo = Zoo.load(plan.folder(cache, "zoo"))
+        return evaluate_zoo(zoo, spec["baselines"], observed_frames=frames, finetune_steps=spec["finetune_steps"])
+    run_dir = cache / f"run-{plan.keys['generator']}"
+    link_run(plan, run_dir, cache)
+    run = Run.load(run_dir)
+    if spec["kind"] == "diffusion-init":
+        rows = evaluate_diffusion_init(
+            run, observed_frames=frames, n_candidates=spec["candidates"], finetune_steps=spec["finetune_steps"]
+        )
+    else:
+        rows = evaluate_run(run, observed_frames=frames, n_candidates=spec["candidates"])
+    held_out = json.loads((plan.folder(cache, "encoder") / "stage.json").read_text())["held_out"]
+    return [{**row, "encoder_held_out": held_out} for row in rows]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
+
+class Executor(Protocol):
+    """Where nodes run. ``submit`` returns a handle; ``wait`` blocks until at least one of the given
+    handles is finished and returns the finished ones; ``result`` gives a finished node's result."""
+
+    jobs: int
+    """How many nodes run at once."""
+    threads: int
+    """Torch threads of each node."""
+
+    def submit(self, node: Node, out: str) -> Any: ...
+
+    def wait(self, handles: Sequence[Any]) -> list[Any]: ...
+
+    def result(self, handle: Any) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Nodes on this machine: in this process for ``jobs = 1`` (with the stage's own progress), else
+    in a pool of ``jobs`` processes sharing the cores."""
+
+    def __init__(self, jobs: int = 1, device: str = "cpu", progress: ZooProgress | None = None) -> None:
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        self.jobs, self.device, self.progress = jobs, device, progress
+        self.threads = torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+        self.pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else None
+
+    def submit(self, node: Node, out: str) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(execute, node, out, self.threads, self.device)
+        future: Future = Future()
+        future.set_result(execute(node, out, self.threads, self.device, self.progress))
+        return future
+
+    def wait(self, handles: Sequence[Future]) -> list[Future]:
+        return list(wait(handles, return_when=FIRST_COMPLETED).done)
+
+    def result(self, handle: Future) -> dict[str, Any]:
+        return handle.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class RayExecutor:
+    """Nodes as Ray tasks of one CPU (and one GPU when ``device`` is cuda) each: on the cluster at
+    ``address``, or on a local Ray instance with ``jobs`` workers when no address is given. Workers
+    import weightspace and its plugins from their own environment, so a cluster's nodes need the
+    same installation, and ``out`` must be a folder they all see (a shared file system)."""
+
+    def __init__(self, jobs: int = 2, address: str | None = None, device: str = "cpu") -> None:
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'weightspace[ray]'") from None
+        self.ray, self.jobs, self.threads, self.device = ray, jobs, 1, device
+        self.started = not ray.is_initialized()
+        if self.started:
+            options = {"address": address} if address else {"num_cpus": jobs}
+            ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        self.remote = ray.remote(num_cpus=1, num_gpus=int(device.startswith("cuda")))(execute)
+
+    def submit(self, node: Node, out: str) -> Any:
+        return self.remote.remote(node, out, self.threads, self.device)
+
+    def wait(self, handles: Sequence[Any]) -> list[Any]:
+        return self.ray.wait(list(handles), num_returns=1)[0]
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        return self.ray.get(handle)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+class BenchProgress:
+    """Callbacks of :func:`run_bench` (the CLI draws a rich progress bar)."""
+
+    def start(self, total: int, done: int) -> None: ...
+
+    def running(self, labels: list[str]) -> None: ...
+
+    def finished(self, node: Node, result: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class BenchOutcome:
+    plan: BenchPlan
+    ran: list[dict[str, Any]]
+    """Results of the nodes built in this call (``seconds`` or ``error``)."""
+    failed: dict[str, str]
+    """node key -> error, including nodes skipped because a dependency failed."""
+
+
+def run_bench(
+    matrix: Matrix, out: str | Path, executor: Executor, progress: BenchProgress | None = None
+) -> BenchOutcome:
+    """Build every missing node of ``matrix`` in ``out`` on ``executor``, dependencies first."""
+    out, progress = Path(out), progress or BenchProgress()
+    plan = plan_bench(matrix)
+    done = {key for key, node in plan.nodes.items() if node_done(node, out)}
+    pending = [key for key in plan.nodes if key not in done]
+    failed: dict[str, str] = {}
+    running: dict[Any, str] = {}
+    ran = []
+    progress.start(len(plan.nodes), len(done))
+    while pending or running:
+        for key in list(pending):
+            node = plan.nodes[key]
+            broken = [n for n in node.needs if n in failed]
+            if broken:
+                failed[key] = f"skipped: {plan.nodes[broken[0]].label} failed"
+                pending.remove(key)
+                progress.finished(node, {"key": key, "error": failed[key]})
+            elif all(n in done for n in node.needs) and len(running) < executor.jobs:
+                pending.remove(key)
+                progress.running([*running.values(), node.label])
+                running[executor.submit(node, str(out))] = key
+        if not running:
+            continue
+        for handle in executor.wait(list(running)):
+            key = running.pop(handle)
+            result = executor.result(handle)
+            ran.append(result)
+            if "error" in result:
+                failed[key] = result["error"]
+            else:
+                done.add(key)
+            progress.finished(plan.nodes[key], result)
+        progress.running(list(running.values()))
+    for cell in plan.cells:  # each trained cell gets a run folder users can generate from
+        if cell.evaluate != "baselines" and all(key in done for key in plan.stages[cell.id]):
+            link_run(plan_run(cell.run_config()), out / "runs" / cell.id, out / "cache")
+    return BenchOutcome(plan, ran, failed)

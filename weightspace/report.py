@@ -1,0 +1,344 @@
+"""Bench results: rows gathered from a bench folder, aggregated over seeds, written as JSON, CSV,
+paper-style Markdown tables and PNG plots.
+
+``write_results`` gathers each cell's evaluation rows (labelled with the cell: system label, group,
+seed, sweep) into ``results.json``; ``write_report`` reads only that file, so ``weightspace report
+DIR`` redraws tables and plots without recomputing anything. Every table reports the mean over
+seeds (± their std when there are several) of each row's RMSE, which is itself pooled over the
+test trajectories of a split's environments on per-channel normalized states.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from weightspace.errors import StorageError
+from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
+from weightspace.storage import atomic_path
+
+SPLITS = ("test_in", "test_out")
+UPPER_BOUND = "one-per-env"
+"""Trained on the test environment itself: the reference of the ratio column, never bolded."""
+GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value", "split")
+CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "rmse_std", "ratio_to_one_per_env")
+CSV_COLUMNS += ("ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
+CSV_COLUMNS += ("encoder_function_error", "permuted_10pct_function_change")
+
+
+def gather(plan: Any, out: Path) -> list[dict[str, Any]]:
+    """Rows of every evaluated cell of a bench plan (:class:`weightspace.bench.BenchPlan`)."""
+    rows = []
+    for cell in plan.cells:
+        path = out / "cells" / f"{plan.evaluation[cell.id]}.json"
+        if not path.is_file():
+            continue
+        sweep, value = cell.sweep or (None, None)
+        for row in json.loads(path.read_text()):
+            held = row.pop("encoder_held_out", {})
+            rows.append(
+                {
+                    **row,
+                    "system": cell.system,
+                    "cell": cell.id,
+                    "group": cell.group,
+                    "seed": cell.seed,
+                    "sweep": sweep,
+                    "sweep_value": value,
+                    "nn_ratio": row.get("memorization", {}).get("ratio_other_env"),
+                    "encoder_function_error": held.get("function_error"),
+                    "permuted_10pct_function_change": held.get("permuted_10pct_function_change"),
+                }
+            )
+    return rows
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cell and split: scalar fields averaged over seeds, ``rmse_seed_std`` their spread,
+    per-step and per-environment RMSE averaged, and the ratio to One-per-Env of the same split."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row.get(k) for k in GROUP_KEYS)].append(row)
+    summary = []
+    for key, members in groups.items():
+        rmse = [m["rmse_mean"] for m in members]
+        steps = zip(*(m["rmse_per_step"] for m in members))
+        per_env: dict[int, list] = defaultdict(list)
+        for m in members:
+            for e in m["per_env"]:
+                per_env[e["env_index"]].append(e)
+        record = dict(zip(GROUP_KEYS, key))
+        record |= {
+            "n_seeds": len(members),
+            "rmse_mean": statistics.fmean(rmse),
+            "rmse_seed_std": statistics.pstdev(rmse),
+            "rmse_per_step": [statistics.fmean(s) for s in steps],
+            "per_env": [{**es[0], "rmse": statistics.fmean(e["rmse"] for e in es)} for es in per_env.values()],
+        }
+        for name in CSV_COLUMNS[len(GROUP_KEYS) + 3 :]:
+            if name != "ratio_to_one_per_env":
+                record[name] = _mean(m.get(name) for m in members)
+        summary.append(record)
+    reference = {(r["system"], r["architecture"], r["split"]): r["rmse_mean"] for r in summary if _is_upper(r)}
+    for r in summary:
+        ref = reference.get((r["system"], r["architecture"], r["split"]))
+        r["ratio_to_one_per_env"] = r["rmse_mean"] / ref if ref else None
+    return summary
+
+
+def _is_upper(row: dict[str, Any]) -> bool:
+    return row["method"] == UPPER_BOUND and row["group"] == "baseline"
+
+
+def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str) -> dict[str, Any]:
+    """``results.json`` and ``results.csv`` in ``out`` from the bench plan's evaluated cells."""
+    rows = gather(plan, out)
+    timings = []
+    for key in plan.nodes:
+        path = out / "timings" / f"{key}.json"
+        if path.is_file():
+            timings.append({"node": key, **json.loads(path.read_text())})
+    results = {
+        "matrix": matrix_path,
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cells": len(plan.cells),
+        "failed": [{"node": k, "label": plan.nodes[k].label, "error": v} for k, v in failed.items()],
+        "rows": rows,
+        "summary": summarize(rows),
+        "timings": timings,
+    }
+    _write_text(out / "results.json", json.dumps(results, indent=1))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(results["summary"])
+    _write_text(out / "results.csv", buffer.getvalue())
+    return results
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def load_results(out: Path) -> dict[str, Any]:
+    path = out / "results.json"
+    if not path.is_file():
+        raise StorageError(f"{out} holds no results.json (run `weightspace bench MATRIX --out {out}` first)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StorageError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _fmt(row: dict[str, Any] | None, bold: bool = False) -> str:
+    if row is None:
+        return "-"
+    text = f"{row['rmse_mean']:.4f}"
+    if row["n_seeds"] > 1:
+        text += f" ± {row['rmse_seed_std']:.4f}"
+    return f"**{text}**" if bold else text
+
+
+def _table(
+    summary: list[dict[str, Any]],
+    labels: list[str],
+    select: Callable[[dict[str, Any]], str | None],
+    extra: dict[str, Callable[[list[dict]], str]] | None = None,
+) -> str:
+    """Markdown: one row per label (``select`` maps a summary row to its label, or None to skip
+    it), per system and architecture the in- and out-domain RMSE and the out-domain ratio to
+    One-per-Env, the lowest RMSE of each column in bold (One-per-Env excluded)."""
+    extra = extra or {}
+    columns = sorted({(r["system"], r["architecture"]) for r in summary}, key=lambda c: _first(summary, c))
+    cell: dict[tuple, dict] = {}
+    for r in summary:
+        label = select(r)
+        if label is not None:
+            cell[(label, r["system"], r["architecture"], r["split"])] = r
+    head = ["method"]
+    for system, arch in columns:
+        head += [f"{system} / {arch} in", "out", "out ÷ one-per-env"]
+    head += list(extra)
+    best = {}
+    for system, arch in columns:
+        for split in SPLITS:
+            values = [cell[k]["rmse_mean"] for k in cell if k[1:] == (system, arch, split) and k[0] != UPPER_BOUND]
+            best[(system, arch, split)] = min(values) if values else None
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in labels:
+        parts = [label]
+        for system, arch in columns:
+            for split in SPLITS:
+                row = cell.get((label, system, arch, split))
+                is_best = row is not None and label != UPPER_BOUND and row["rmse_mean"] == best[(system, arch, split)]
+                parts.append(_fmt(row, is_best))
+            out = cell.get((label, system, arch, "test_out"))
+            ratio = out and out["ratio_to_one_per_env"]
+            parts.append(f"{ratio:.2f}x" if ratio else "-")
+        members = [r for k, r in cell.items() if k[0] == label]
+        parts += [fn(members) for fn in extra.values()]
+        lines.append("| " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+def _first(summary: list[dict[str, Any]], column: tuple[str, str]) -> int:
+    return next(i for i, r in enumerate(summary) if (r["system"], r["architecture"]) == column)
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _figure(rows: list[dict], name: str, fmt: str = "{:.3g}") -> str:
+    values = [r[name] for r in rows if r.get(name) is not None]
+    return fmt.format(statistics.fmean(values)) if values else "-"
+
+
+def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]:
+    """``report.md`` and its PNG plots in ``out``, from ``results.json``; returns the files written."""
+    results = results or load_results(out)
+    summary = results["summary"]
+    plain = [r for r in summary if r["sweep"] is None]
+    methods = _ordered(r["method"] for r in plain if r["group"] in ("method", "baseline"))
+    written = [out / "report.md"]
+    sections = [
+        f"# Bench report: {Path(results['matrix']).name}",
+        f"{results['cells']} cells, written {results['written']}. RMSE of the whole autoregressive rollout on "
+        "per-channel normalized states, pooled over the test trajectories of each split's environments (in: seen "
+        "environments, new initial conditions; out: unseen environments); mean over seeds (± their std when "
+        "there are several). Lowest per column in bold, One-per-Env (trained on the test environment: the upper "
+        "bound) excluded.",
+        "## Methods",
+        _table(
+            plain,
+            methods,
+            lambda r: r["method"] if r["group"] in ("method", "baseline") else None,
+            {"NN ratio": lambda rs: _figure([r for r in rs if r["split"] == "test_out"], "nn_ratio", "{:.2f}")},
+        ),
+        "NN ratio: median function distance from generated experts (out-domain) to their nearest zoo expert, over "
+        "that between zoo experts of different environments; below 1, generated experts sit closer to the zoo "
+        "than the zoo's environments sit to each other.",
+    ]
+    ablations = _ordered(r["method"] for r in plain if r["group"] == "ablation")
+    if ablations and methods:
+        main = methods[0]
+        sections += [
+            "## Ablations",
+            f"Each row changes one thing in `{main}`.",
+            _table(
+                plain,
+                [main, *ablations],
+                lambda r: (
+                    r["method"] if r["group"] == "ablation" or (r["group"], r["method"]) == ("method", main) else None
+                ),
+                {
+                    "encoder function error": lambda rs: _figure(rs, "encoder_function_error"),
+                    "10% permutation change": lambda rs: _figure(rs, "permuted_10pct_function_change"),
+                },
+            ),
+            "Encoder function error: normalized MSE between decoded and original held-out zoo experts' outputs. "
+            "10% permutation change: how much decoded outputs move when 10% of hidden units are shuffled before "
+            "encoding.",
+        ]
+    for sweep, title in (("observed_frames", "Observation length L"), ("zoo_size", "Zoo size (experts per seen env)")):
+        swept = [r for r in summary if r["sweep"] == sweep]
+        if not swept:
+            continue
+        png = out / f"rmse-vs-{sweep.replace('_', '-')}.png"
+        plot_sweep(swept, sweep, title, png)
+        written.append(png)
+        values = sorted({r["sweep_value"] for r in swept})
+        sections += [
+            f"## {title}",
+            _table(swept, [str(v) for v in values], lambda r: str(r["sweep_value"])).replace(
+                "| method |", f"| {sweep} |"
+            ),
+            f"![{title}]({png.name})",
+        ]
+    cost = _generation_cost(plain, methods[0] if methods else None)
+    if cost:
+        png = out / "generation-vs-finetuning.png"
+        plot_generation_cost(cost, png)
+        written.append(png)
+        sections += [
+            "## Generation vs. fine-tuning",
+            "Per unseen environment: generation (prompt, sample, decode, rebuild, pick the best candidate; no "
+            "gradient step) against fine-tuning the base on the observed frames (finetune-L), on this machine.",
+            "\n".join(
+                [
+                    "| system | generation (ms) | its out RMSE | finetune-L (ms) | its out RMSE "
+                    "| fine-tuning ÷ generation |",
+                    "|---|---|---|---|---|---|",
+                    *(
+                        f"| {c['system']} / {c['architecture']} | {c['generation_ms']:.0f} | {c['generation_rmse']:.4f}"
+                        f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f}"
+                        f" | {c['finetune_ms'] / c['generation_ms']:.1f}x |"
+                        for c in cost
+                    ),
+                ]
+            ),
+            f"![generation vs fine-tuning]({png.name})",
+        ]
+    figures = ["## Plots"]
+    for system, arch in _ordered((r["system"], r["architecture"]) for r in plain):
+        rows = [r for r in plain if (r["system"], r["architecture"]) == (system, arch) and r["method"] in methods]
+        slug = f"{system}-{arch}"
+        png = out / f"step-errors-{slug}.png"
+        plot_error_curves(rows, png)
+        figures.append(f"![per-step error, {system} / {arch}]({png.name})")
+        written.append(png)
+        if methods and plot_environment_map(rows, methods[0], out / f"environment-map-{slug}.png"):
+            written.append(out / f"environment-map-{slug}.png")
+            figures.append(
+                f"![{methods[0]} RMSE over the environment grid, {system} / {arch}](environment-map-{slug}.png)"
+            )
+    sections += figures
+    if results["failed"]:
+        failed = [f"| {f['label']} | {f['error'].replace('|', '/')} |" for f in results["failed"]]
+        sections += ["## Failed", "\n".join(["| node | error |", "|---|---|", *failed])]
+    if results["timings"]:
+        total: dict[str, float] = defaultdict(float)
+        for t in results["timings"]:
+            total[t["node"].split("-")[0]] += t["seconds"]
+        sections += [
+            "## Compute",
+            "Seconds spent building each kind of node (when it was built; cached nodes are not rebuilt).",
+            "\n".join(["| node | seconds |", "|---|---|", *(f"| {k} | {v:.0f} |" for k, v in total.items())]),
+        ]
+    _write_text(out / "report.md", "\n\n".join(sections) + "\n")
+    return written
+
+
+def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[dict[str, Any]]:
+    out_rows = {
+        (r["system"], r["architecture"], r["method"], r["group"]): r for r in summary if r["split"] == "test_out"
+    }
+    cost = []
+    for system, arch in _ordered((r["system"], r["architecture"]) for r in summary):
+        generated = out_rows.get((system, arch, method, "method"))
+        finetuned = out_rows.get((system, arch, "finetune-L", "baseline"))
+        if generated and finetuned and generated.get("gen_latency_ms"):
+            cost.append(
+                {
+                    "system": system,
+                    "architecture": arch,
+                    "generation_ms": generated["gen_latency_ms"],
+                    "generation_rmse": generated["rmse_mean"],
+                    "finetune_ms": 1000 * finetuned["seconds_per_env"],
+                    "finetune_rmse": finetuned["rmse_mean"],
+                }
+            )
+    return cost
