@@ -88,6 +88,13 @@ def test_matrix_expands_into_cells_that_share_stages(matrix_file):
         ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\nset = { seed = 3 }\n', "set cannot change seed"),
         ('[systems.lv]\nconfig = "none.toml"\n[methods.a]\n', "no such run config"),
         ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\nset = { encoder = { name = "vae9" } }\n', "vae9"),
+        ('seeds = 0\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "seeds must be a non-empty list of ints"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n[ablations.a]\n', "label(s) a used twice"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.one-per-env]\n', "one-per-env used twice"),
+        ('[set]\nsystem = "x"\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "set cannot change system"),
+        ('observed_frames = 0\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "a positive integer, got 0"),
+        ('[systems.lv]\nconfig = "tiny.toml"\narchitectures = "fno"\n[methods.a]\n', "architectures must be a"),
+        ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n[sweeps]\nzoo_size = 4\n', "zoo_size must be a"),
     ],
 )
 def test_bad_matrices_are_named(tmp_path, text, message):
@@ -134,6 +141,7 @@ def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys
     assert "(0 nodes built)" in capsys.readouterr().out
     assert stamps == {p: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
 
+    report = (out / "report.md").read_text()
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").read_text() == report

@@ -1,5 +1,8 @@
 """SINDy distillation recovers the polynomial equations a vector-field expert computes."""
 
+import statistics
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -35,3 +38,47 @@ def test_distill_refuses_operators():
     params = {k: v[0] for k, v in fno.init_params(1).items()}
     with pytest.raises(ConfigError, match="vector field"):
         distill_vector_field(fno, params, torch.zeros(2, 1, 8, 8), 3, 0.1, ["u"])
+
+
+LV_FORM = {("prey", "prey"), ("prey", "prey predator"), ("predator", "prey predator"), ("predator", "predator")}
+
+
+@pytest.mark.slow
+def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp_path):
+    """The paper's H.5/H.6 check at the quick profile (the quick bench matrix's LV run: about 5
+    minutes on 2 cores): SINDy (degree 2, threshold 0.1) on experts generated from 4 frames of each
+    unseen environment. Measured on two trainings (2026-11-26): median relative error of b 0.17 and
+    0.23, of d 0.19 and 0.11; exactly the four Lotka-Volterra terms in 10 and 8 of 17 environments
+    (the usual extra term is a small ``prey`` term in the predator's equation). Zoo experts of seen
+    environments give 0.08 / 0.07 and the form in 10 of 16: generation, not the expert class, loses
+    accuracy. The tolerances below hold with margin on both."""
+    from weightspace.evaluation import generate_for_split
+    from weightspace.run import RunConfig, merge_config, read_config_toml, train_run
+    from weightspace.trajectories import by_environment
+
+    repo = Path(__file__).resolve().parents[1]
+    config = merge_config(
+        read_config_toml(repo / "configs/lotka-volterra-quick.toml"), {"generator_training": {"steps": 1500}}
+    )
+    run = train_run(RunConfig.from_dict(config), tmp_path / "run")
+    system = run.zoo.system()
+    env_index, env_params, _ = by_environment(run.zoo.dataset()["test_out"])
+    generated, _ = generate_for_split(run, env_index, env_params, 4, 16)
+    x0 = run.zoo.adapter.example_input(16, torch.Generator().manual_seed(0))
+    errors, forms = [], 0
+    for i, (b, d) in enumerate(env_params.tolist()):
+        expert = {k: v[i] for k, v in generated.items()}
+        distilled = distill_vector_field(run.zoo.adapter, expert, x0, 100, run.zoo.dt, system.channel_names, 2, 0.1)
+        terms = compare_terms(distilled, system.polynomial_coefficients(env_params[i]))
+        recovered = {(r["state"], r["term"]): r["recovered"] for r in terms}
+        # the four terms are there with Lotka-Volterra's signs in every environment
+        assert all(
+            recovered[term] * system.polynomial_coefficients(env_params[i])[term[0]][term[1]] > 0 for term in LV_FORM
+        )
+        forms += {term for term, value in recovered.items() if value != 0} == LV_FORM
+        errors += [
+            abs(-recovered[("prey", "prey predator")] - b) / b,
+            abs(recovered[("predator", "prey predator")] - d) / d,
+        ]
+    assert statistics.median(errors) < 0.3
+    assert forms >= len(env_params) // 3

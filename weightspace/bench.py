@@ -6,6 +6,7 @@ share its node, so methods with one zoo build it once and a sweep point equal to
 evaluated once. Nodes run on an executor as soon as their dependencies are done::
 
     OUT/cache/<stage>-<hash>/     stages (the same folders `weightspace train --cache` writes)
+    OUT/cache/run-<evaluate-hash> the run an evaluation loads (run.json pointing at its stages)
     OUT/cells/<evaluate-hash>.json result rows of one evaluation (written atomically)
     OUT/timings/<node>.json       seconds each node took when it was built
     OUT/logs/<node>.log           the traceback of a failed node
@@ -13,6 +14,8 @@ evaluated once. Nodes run on an executor as soon as their dependencies are done:
 
 A rerun skips every node whose output exists, so an interrupted bench resumes where it stopped. A
 node that fails is reported with its error; the nodes that need it are skipped, the rest go on.
+One bench writes to a folder at a time: two benches (or `train --cache`) building the same stage
+folder at once would overwrite each other's files.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +37,7 @@ import torch
 from weightspace.errors import ConfigError
 from weightspace.matrix import Cell, Matrix
 from weightspace.run import STAGES, RunConfig, RunPlan, build_stage, content_hash, link_run, plan_run, stage_done
-from weightspace.storage import atomic_path
+from weightspace.storage import write_json
 from weightspace.zoo import ZooProgress
 
 
@@ -45,7 +49,7 @@ class Node:
     key: str
     label: str
     needs: tuple[str, ...]
-    task: dict[str, Any] = field(hash=False)
+    task: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,10 @@ class BenchPlan:
     """Keyed by node key, in dependency order."""
     evaluation: dict[str, str]
     """cell id -> the key of the node that evaluates it."""
-    stages: dict[str, tuple[str, ...]]
-    """cell id -> the keys of its stage nodes."""
+    runs: dict[str, RunPlan]
+    """cell id -> its run plan (stage keys, for run folders and for which stages are built)."""
+    main_method: str
+    """The matrix's first method: the one its ablations and sweeps change."""
 
 
 def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
@@ -69,27 +75,28 @@ def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
     return spec
 
 
+def _stages(cell: Cell) -> tuple[str, ...]:
+    return STAGES[:1] if cell.evaluate == "baselines" else STAGES
+
+
 def plan_bench(matrix: Matrix) -> BenchPlan:
     """The cells of ``matrix`` and the graph of nodes they need (checks every run config first)."""
     cells = matrix.expand()
     nodes: dict[str, Node] = {}
-    evaluation, stages_of = {}, {}
+    evaluation, runs = {}, {}
     for cell in cells:
-        plan = plan_run(cell.run_config())
-        stages = STAGES[:1] if cell.evaluate == "baselines" else STAGES
-        needs: tuple[str, ...] = ()
-        for stage in stages:  # labelled by the first cell that needs the stage
-            key = f"{stage}-{plan.keys[stage]}"
-            task = {"kind": stage, "config": cell.config}
-            nodes.setdefault(key, Node(key, f"{stage} for {cell.id}", needs, task))
-            needs = (key,)
+        plan = runs[cell.id] = plan_run(cell.run_config())
+        keys = tuple(plan.stage_key(stage) for stage in _stages(cell))
+        for i, (stage, key) in enumerate(zip(_stages(cell), keys)):  # labelled by the first cell needing it
+            nodes.setdefault(
+                key, Node(key, f"{stage} for {cell.id}", keys[i - 1 : i], {"kind": stage, "config": cell.config})
+            )
         spec = _evaluation_spec(cell, matrix)
-        key = f"evaluate-{content_hash(needs, spec)}"
-        task = {"kind": "evaluate", "config": cell.config, "spec": spec, "cell": cell.id}
-        nodes.setdefault(key, Node(key, f"evaluate {cell.id}", needs, task))
+        key = f"evaluate-{content_hash(keys, spec)}"
+        task = {"kind": "evaluate", "config": cell.config, "spec": spec}
+        nodes.setdefault(key, Node(key, f"evaluate {cell.id}", keys, task))
         evaluation[cell.id] = key
-        stages_of[cell.id] = tuple(f"{stage}-{plan.keys[stage]}" for stage in stages)
-    return BenchPlan(cells, nodes, evaluation, stages_of)
+    return BenchPlan(cells, nodes, evaluation, runs, matrix.methods[0].label)
 
 
 def node_done(node: Node, out: Path) -> bool:
@@ -111,8 +118,8 @@ def execute(
         config = RunConfig.from_dict(node.task["config"], node.label)
         plan = plan_run(config)
         if node.task["kind"] == "evaluate":
-            rows = _evaluate(plan, node.task["spec"], out_path)
-            _write_json(out_path / "cells" / f"{node.key}.json", rows)
+            rows = _evaluate(plan, node.task["spec"], out_path / "cache", out_path / "cache" / f"run-{node.key}")
+            write_json(out_path / "cells" / f"{node.key}.json", rows)
         else:
             build_stage(plan, node.task["kind"], out_path / "cache", device=device, progress=progress)
     except Exception as exc:  # reported per node; KeyboardInterrupt still stops the bench
@@ -121,22 +128,20 @@ def execute(
         log.write_text(traceback.format_exc())
         return {"key": node.key, "error": f"{type(exc).__name__}: {exc}"}
     seconds = time.perf_counter() - start
-    _write_json(out_path / "timings" / f"{node.key}.json", {"label": node.label, "seconds": seconds})
+    write_json(out_path / "timings" / f"{node.key}.json", {"label": node.label, "seconds": seconds})
     return {"key": node.key, "seconds": seconds}
 
 
-def _evaluate(plan: RunPlan, spec: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -> list[dict[str, Any]]:
     # imported here: evaluation pulls in every method, which the planner does not need
     from weightspace.evaluation import evaluate_diffusion_init, evaluate_run, evaluate_zoo
     from weightspace.run import Run
     from weightspace.zoo import Zoo
 
-    cache = out / "cache"
     frames = spec["observed_frames"]
     if spec["kind"] == "baselines":
         zoo = Zoo.load(plan.folder(cache, "zoo"))
         return evaluate_zoo(zoo, spec["baselines"], observed_frames=frames, finetune_steps=spec["finetune_steps"])
-    run_dir = cache / f"run-{plan.keys['generator']}"
     link_run(plan, run_dir, cache)
     run = Run.load(run_dir)
     if spec["kind"] == "diffusion-init":
@@ -149,20 +154,12 @@ def _evaluate(plan: RunPlan, spec: dict[str, Any], out: Path) -> list[dict[str, 
     return [{**row, "encoder_held_out": held_out} for row in rows]
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
-
-
 class Executor(Protocol):
     """Where nodes run. ``submit`` returns a handle; ``wait`` blocks until at least one of the given
     handles is finished and returns the finished ones; ``result`` gives a finished node's result."""
 
     jobs: int
     """How many nodes run at once."""
-    threads: int
-    """Torch threads of each node."""
 
     def submit(self, node: Node, out: str) -> Any: ...
 
@@ -195,35 +192,42 @@ class LocalExecutor:
         return list(wait(handles, return_when=FIRST_COMPLETED).done)
 
     def result(self, handle: Future) -> dict[str, Any]:
-        return handle.result()
+        try:
+            return handle.result()
+        except BrokenProcessPool:  # a worker died (out of memory, killed): start a fresh pool
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"))
+            raise
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class RayExecutor:
-    """Nodes as Ray tasks of one CPU (and one GPU when ``device`` is cuda) each: on the cluster at
-    ``address``, or on a local Ray instance with ``jobs`` workers when no address is given. Workers
-    import weightspace and its plugins from their own environment, so a cluster's nodes need the
-    same installation, and ``out`` must be a folder they all see (a shared file system)."""
+    """Nodes as Ray tasks of one CPU each (stages get one GPU each when ``device`` is cuda): on the
+    cluster at ``address`` (as many at once as it has CPUs, unless ``jobs`` says), or on a local Ray
+    instance with ``jobs`` workers. Workers import weightspace and its plugins from their own
+    environment, so a cluster's nodes need the same installation, and the bench folder must be on a
+    file system they all see."""
 
-    def __init__(self, jobs: int = 2, address: str | None = None, device: str = "cpu") -> None:
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    def __init__(self, jobs: int | None = None, address: str | None = None, device: str = "cpu") -> None:
         try:
             import ray
         except ImportError:
             raise ConfigError("--executor ray needs Ray: pip install 'weightspace[ray]'") from None
-        self.ray, self.jobs, self.threads, self.device = ray, jobs, 1, device
-        self.started = not ray.is_initialized()
+        if jobs is not None and jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+        self.ray, self.device, self.started = ray, device, not ray.is_initialized()
         if self.started:
-            options = {"address": address} if address else {"num_cpus": jobs}
+            options = {"address": address} if address else {"num_cpus": jobs or 2}
             ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        self.remote = ray.remote(num_cpus=1, num_gpus=int(device.startswith("cuda")))(execute)
+        self.jobs = jobs or int(ray.cluster_resources().get("CPU", 1))
+        self.remote = ray.remote(num_cpus=1)(execute)
 
     def submit(self, node: Node, out: str) -> Any:
-        return self.remote.remote(node, out, self.threads, self.device)
+        gpus = int(self.device.startswith("cuda") and node.task["kind"] != "evaluate")
+        return self.remote.options(num_gpus=gpus).remote(node, out, 1, self.device)
 
     def wait(self, handles: Sequence[Any]) -> list[Any]:
         return self.ray.wait(list(handles), num_returns=1)[0]
@@ -267,6 +271,10 @@ def run_bench(
     running: dict[Any, str] = {}
     ran = []
     progress.start(len(plan.nodes), len(done))
+
+    def labels() -> list[str]:
+        return [plan.nodes[k].label for k in running.values()]
+
     while pending or running:
         for key in list(pending):
             node = plan.nodes[key]
@@ -277,21 +285,25 @@ def run_bench(
                 progress.finished(node, {"key": key, "error": failed[key]})
             elif all(n in done for n in node.needs) and len(running) < executor.jobs:
                 pending.remove(key)
-                progress.running([*running.values(), node.label])
                 running[executor.submit(node, str(out))] = key
+                progress.running(labels())
         if not running:
             continue
         for handle in executor.wait(list(running)):
             key = running.pop(handle)
-            result = executor.result(handle)
+            try:
+                result = executor.result(handle)
+            except Exception as exc:  # the executor lost the node (a worker died): report it, go on
+                result = {"key": key, "error": f"{type(exc).__name__}: {exc}"}
             ran.append(result)
             if "error" in result:
                 failed[key] = result["error"]
             else:
                 done.add(key)
             progress.finished(plan.nodes[key], result)
-        progress.running(list(running.values()))
+        progress.running(labels())
     for cell in plan.cells:  # each trained cell gets a run folder users can generate from
-        if cell.evaluate != "baselines" and all(key in done for key in plan.stages[cell.id]):
-            link_run(plan_run(cell.run_config()), out / "runs" / cell.id, out / "cache")
+        run = plan.runs[cell.id]
+        if cell.evaluate != "baselines" and all(run.stage_key(stage) in done for stage in STAGES):
+            link_run(run, out / "runs" / cell.id, out / "cache")
     return BenchOutcome(plan, ran, failed)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,7 +35,7 @@ from weightspace.hookspecs import KINDS
 from weightspace.matrix import Matrix
 from weightspace.plots import plot_dataset_preview, plot_error_curves, plot_finetune_curves
 from weightspace.registry import default_registry
-from weightspace.report import load_results, write_report, write_results
+from weightspace.report import load_results, methods_table, write_report, write_results
 from weightspace.run import Run, RunConfig, train_run
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors
@@ -423,26 +424,6 @@ class _RichBenchProgress(BenchProgress):
             self.progress.console.print(f"done {node.label} in {result['seconds']:.1f} s")
 
 
-def _summary_table(results: dict, title: str) -> Table:
-    """Out- and in-domain RMSE of the main methods and baselines, one column pair per system."""
-    rows = [r for r in results["summary"] if r["sweep"] is None and r["group"] in ("method", "baseline")]
-    columns = list(dict.fromkeys((r["system"], r["architecture"]) for r in rows))
-    table = Table(title=title)
-    table.add_column("method")
-    for system, arch in columns:
-        table.add_column(f"{system} / {arch}\nin", justify="right")
-        table.add_column("out", justify="right")
-    by_key = {(r["method"], r["system"], r["architecture"], r["split"]): r for r in rows}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        cells = []
-        for system, arch in columns:
-            for split in TEST_SPLITS:
-                r = by_key.get((method, system, arch, split))
-                cells.append("-" if r is None else f"{r['rmse_mean']:.4f}")
-        table.add_row(method, *cells)
-    return table
-
-
 def _cmd_bench(args: argparse.Namespace) -> None:
     matrix = Matrix.from_toml(args.matrix)
     out = Path(args.out)
@@ -458,18 +439,18 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         return
     start = time.perf_counter()
     with _progress() as progress:
-        device = str(resolve_device(args.device))
-        if args.executor == "ray":
-            executor = RayExecutor(args.jobs, args.address, device)
+        if args.executor == "ray":  # the device is the workers', not this machine's
+            executor = RayExecutor(args.jobs, args.address, args.device or "cpu")
         else:
-            executor = LocalExecutor(args.jobs, device, _RichZooProgress(progress, keep=False))
+            device = str(resolve_device(args.device))
+            executor = LocalExecutor(args.jobs or 1, device, _RichZooProgress(progress, keep=False))
         try:
             outcome = run_bench(matrix, out, executor, _RichBenchProgress(progress))
         finally:
             executor.close()
     results = write_results(outcome.plan, out, outcome.failed, str(args.matrix))
     written = write_report(out, results)
-    console.print(_summary_table(results, f"{args.matrix}: rollout RMSE (mean over seeds)"))
+    console.print(Markdown(f"**{args.matrix}**: rollout RMSE (mean over seeds)\n\n{methods_table(results)}"))
     console.print(
         f"bench finished in {time.perf_counter() - start:.0f} s ({len(outcome.ran)} nodes built); "
         f"report: {written[0]}; results: {out / 'results.json'}, {out / 'results.csv'}"
@@ -485,7 +466,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     out = Path(args.dir)
     results = load_results(out)
     written = write_report(out, results)
-    console.print(_summary_table(results, f"{results['matrix']}: rollout RMSE (mean over seeds)"))
+    console.print(Markdown(f"**{results['matrix']}**: rollout RMSE (mean over seeds)\n\n{methods_table(results)}"))
     console.print(f"wrote {', '.join(map(str, written))}")
 
 
@@ -604,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("matrix", help="matrix TOML (see benchmarks/matrices/)")
     p.add_argument("--out", required=True, help="bench folder; a rerun resumes and reuses every finished stage")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where nodes run (default: local)")
-    p.add_argument("--jobs", type=int, default=1, help="nodes run at once (default: 1; with ray: local workers)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument(
+        "--jobs", type=int, default=None, help="nodes at once (default: 1; ray: 2 local workers, or the cluster's CPUs)"
+    )
+    p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="list the nodes and which are built; run nothing")
     p.add_argument("--device", default=None, help="device of the stages: cpu, cuda (default: cuda when available)")
     p.set_defaults(func=_cmd_bench)

@@ -55,7 +55,8 @@ EVALUATIONS = ("generated", "diffusion-init")
 """How a method's trained run is evaluated: its own generated experts, or generated then fine-tuned."""
 
 SWEEPS = ("observed_frames", "zoo_size")
-GROUPS = ("method", "baseline", "ablation", "sweep")
+BASELINES_LABEL = "baselines"
+"""The label of the cell that evaluates a matrix's baselines."""
 MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_steps", "baselines")
 MATRIX_KEYS += ("set", "systems", "methods", "ablations", "sweeps")
 
@@ -71,6 +72,10 @@ class Variant:
     evaluate: str = "generated"
     """One of ``EVALUATIONS``, or ``baselines`` for the cell that evaluates the matrix's baselines."""
 
+    def with_changes(self, label: str, changes: dict[str, Any]) -> Variant:
+        """This variant's run config with more ``changes``, labelled ``label`` (ablations, sweeps)."""
+        return Variant(label, self.config, merge_config(self.changes, changes), self.evaluate)
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -81,6 +86,7 @@ class Cell:
     architecture: str
     method: str
     group: str
+    """``method``, ``baseline``, ``ablation`` or ``sweep``."""
     seed: int
     config: dict[str, Any]
     evaluate: str
@@ -101,7 +107,7 @@ class Matrix:
     path: Path
     seeds: tuple[int, ...]
     systems: dict[str, dict[str, Any]]
-    """label -> {"config": resolved path, "architectures": [...] or None}"""
+    """label -> {"config": resolved path, "architectures": (...) or None}"""
     methods: tuple[Variant, ...]
     ablations: tuple[Variant, ...]
     sweeps: dict[str, tuple[int, ...]]
@@ -134,37 +140,51 @@ class Matrix:
         if not data.get("methods"):
             raise ConfigError(f"{where} names no [methods.<label>]; the first is the one ablations and sweeps vary")
         systems = {}
-        for label, entry in data["systems"].items():
+        for label, entry in _table(data, "systems", where).items():
             if not isinstance(entry, dict) or "config" not in entry:
                 raise ConfigError(f"{where}: [systems.{label}] needs config = <run config path>")
             extra = sorted(set(entry) - {"config", "architectures"})
             if extra:
                 raise ConfigError(f"{where}: [systems.{label}] has unknown key(s) {', '.join(extra)}")
-            systems[label] = {"config": path.parent / entry["config"], "architectures": entry.get("architectures")}
-        baselines = tuple(data.get("baselines", ()))
+            architectures = None
+            if "architectures" in entry:
+                architectures = _list_of(entry, "architectures", str, f"{where} [systems.{label}]")
+            systems[label] = {"config": path.parent / str(entry["config"]), "architectures": architectures}
+        baselines = _list_of(data, "baselines", str, where, default=()) if data.get("baselines") else ()
         for name in baselines:
             if name not in BASELINES:
                 raise ConfigError(f"{where}: unknown baseline {name!r}; baselines: {', '.join(BASELINES)}")
         sweeps = {}
-        for name, values in data.get("sweeps", {}).items():
+        for name in _table(data, "sweeps", where):
             if name not in SWEEPS:
                 raise ConfigError(f"{where}: unknown sweep {name!r}; sweeps: {', '.join(SWEEPS)}")
-            if not values or not all(isinstance(v, int) and v > 0 for v in values):
-                raise ConfigError(f"{where}: sweep {name} must list positive integers, got {values!r}")
-            sweeps[name] = tuple(values)
-        seeds = tuple(data.get("seeds", (0,)))
-        if not seeds or not all(isinstance(s, int) for s in seeds):
-            raise ConfigError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
-        options = {k: data[k] for k in ("profile", "observed_frames", "candidates", "finetune_steps") if k in data}
+            sweeps[name] = _list_of(data["sweeps"], name, int, f"{where} [sweeps]", positive=True)
+        options: dict[str, Any] = {}
+        for key in ("observed_frames", "candidates", "finetune_steps"):
+            if key in data:
+                value = data[key]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+                options[key] = value
+        if "profile" in data:
+            options["profile"] = str(data["profile"])
+        changes = _table(data, "set", where)
+        _check_changes(changes, f"{where} [set]")
+        methods = _variants(_table(data, "methods", where), f"{where} [methods]")
+        ablations = _variants(_table(data, "ablations", where), f"{where} [ablations]")
+        labels = [v.label for v in (*methods, *ablations)]
+        clash = sorted({x for x in labels if labels.count(x) > 1} | (set(labels) & {*BASELINES, BASELINES_LABEL}))
+        if clash:
+            raise ConfigError(f"{where}: label(s) {', '.join(clash)} used twice (methods, ablations and baselines)")
         return cls(
             path=path,
-            seeds=seeds,
+            seeds=_list_of(data, "seeds", int, where, default=(0,)),
             systems=systems,
-            methods=_variants(data["methods"], f"{where} [methods]"),
-            ablations=_variants(data.get("ablations", {}), f"{where} [ablations]"),
+            methods=methods,
+            ablations=ablations,
             sweeps=sweeps,
             baselines=baselines,
-            changes=data.get("set", {}),
+            changes=changes,
             **options,
         )
 
@@ -174,6 +194,8 @@ class Matrix:
         cells = []
         for system, entry in self.systems.items():
             base = read_config_toml(entry["config"])
+            if "architecture" not in base:
+                raise ConfigError(f"{entry['config']} names no architecture")
             for architecture in entry["architectures"] or [base["architecture"]]:
                 for seed in self.seeds:
                     cells += self._cells(system, architecture, seed, base)
@@ -183,10 +205,9 @@ class Matrix:
         config = base
         if variant.config is not None:
             config = read_config_toml(self.path.parent / variant.config.format(system=system))
-        config = merge_config(config, self.changes)
-        config = merge_config(config, variant.changes)
-        if architecture != config["architecture"]:  # the base's architecture settings belong to another one
+        if architecture != config.get("architecture"):  # the config's architecture settings belong to another one
             config = {k: v for k, v in config.items() if k != "architecture_config"}
+        config = merge_config(merge_config(config, self.changes), variant.changes)
         top = {"architecture": architecture, "seed": seed, "method": variant.label}
         if self.profile is not None:
             top["profile"] = self.profile
@@ -201,34 +222,55 @@ class Matrix:
         main = self.methods[0]
         cells = [cell(m, "method") for m in self.methods]
         if self.baselines:  # one cell evaluates them all, on the zoo of the first method
-            cells.append(cell(Variant("baselines", main.config, main.changes, "baselines"), "baseline"))
-        cells += [
-            cell(Variant(a.label, main.config, merge_config(main.changes, a.changes), main.evaluate), "ablation")
-            for a in self.ablations
-        ]
+            cells.append(cell(Variant(BASELINES_LABEL, main.config, main.changes, "baselines"), "baseline"))
+        cells += [cell(main.with_changes(a.label, a.changes), "ablation") for a in self.ablations]
         for value in self.sweeps.get("observed_frames", ()):
             cells.append(cell(main, "sweep", observed_frames=value, sweep=("observed_frames", value)))
         for value in self.sweeps.get("zoo_size", ()):
-            changes = merge_config(main.changes, {"zoo": {"size": value}})
-            cells.append(
-                cell(Variant(main.label, main.config, changes, main.evaluate), "sweep", sweep=("zoo_size", value))
-            )
+            sized = main.with_changes(main.label, {"zoo": {"size": value}})
+            cells.append(cell(sized, "sweep", sweep=("zoo_size", value)))
         return cells
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a table ([{key}] or {key} = {{...}}), got {value!r}")
+    return value
+
+
+def _list_of(data: dict[str, Any], key: str, kind: type, where: str, default: Any = None, positive: bool = False):
+    value = data.get(key, default)
+    ok = isinstance(value, (list, tuple)) and len(value) > 0
+    ok = ok and all(isinstance(v, kind) and not isinstance(v, bool) and (not positive or v > 0) for v in value)
+    if not ok:
+        what = f"positive {kind.__name__}s" if positive else f"{kind.__name__}s"
+        raise ConfigError(f"{where}: {key} must be a non-empty list of {what}, got {value!r}")
+    return tuple(value)
+
+
+def _check_changes(changes: dict[str, Any], where: str) -> None:
+    bad = sorted(set(changes) & set(TOP_LEVEL) - {"profile"})
+    if bad:
+        raise ConfigError(f"{where}: set cannot change {', '.join(bad)} (the matrix's axes decide them)")
+    not_tables = [k for k in changes if k not in TOP_LEVEL and not isinstance(changes[k], dict)]
+    if not_tables:
+        raise ConfigError(f"{where}: {', '.join(not_tables)} must be tables of settings, e.g. {{ steps = 100 }}")
 
 
 def _variants(table: dict[str, Any], where: str) -> tuple[Variant, ...]:
     variants = []
     for label, entry in table.items():
-        entry = dict(entry or {})
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.{label} must be a table, got {entry!r}")
         extra = sorted(set(entry) - {"config", "set", "evaluate"})
         if extra:
             raise ConfigError(f"{where}.{label}: unknown key(s) {', '.join(extra)}; keys: config, set, evaluate")
         evaluate = entry.get("evaluate", "generated")
         if evaluate not in EVALUATIONS:
             raise ConfigError(f"{where}.{label}: evaluate = {evaluate!r}; choose from {', '.join(EVALUATIONS)}")
-        changes = entry.get("set", {})
-        bad = sorted(set(changes) & set(TOP_LEVEL) - {"profile"})
-        if bad:
-            raise ConfigError(f"{where}.{label}: set cannot change {', '.join(bad)} (the matrix's axes decide them)")
-        variants.append(Variant(label, entry.get("config"), changes, evaluate))
+        changes = _table(entry, "set", f"{where}.{label}")
+        _check_changes(changes, f"{where}.{label}")
+        config = entry.get("config")
+        variants.append(Variant(label, None if config is None else str(config), changes, evaluate))
     return tuple(variants)

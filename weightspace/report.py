@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from weightspace.errors import StorageError
+from weightspace.evaluation import TEST_SPLITS
 from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
-from weightspace.storage import atomic_path
+from weightspace.storage import write_json, write_text
 
-SPLITS = ("test_in", "test_out")
 UPPER_BOUND = "one-per-env"
 """Trained on the test environment itself: the reference of the ratio column, never bolded."""
 GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value", "split")
-CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "rmse_std", "ratio_to_one_per_env")
-CSV_COLUMNS += ("ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
-CSV_COLUMNS += ("encoder_function_error", "permuted_10pct_function_change")
+"""A summary row per distinct value of these: a cell without its seed, and a split."""
+AVERAGED = ("rmse_std", "ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
+AVERAGED += ("encoder_function_error", "permuted_10pct_function_change")
+"""Scalar fields of the rows that the summary averages over seeds."""
+CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "ratio_to_one_per_env", *AVERAGED)
 
 
 def gather(plan: Any, out: Path) -> list[dict[str, Any]]:
@@ -46,6 +48,8 @@ def gather(plan: Any, out: Path) -> list[dict[str, Any]]:
             rows.append(
                 {
                     **row,
+                    # a generated row carries its cell's label; the baselines cell holds several methods
+                    "method": row["method"] if cell.group == "baseline" else cell.method,
                     "system": cell.system,
                     "cell": cell.id,
                     "group": cell.group,
@@ -83,13 +87,12 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         record |= {
             "n_seeds": len(members),
             "rmse_mean": statistics.fmean(rmse),
-            "rmse_seed_std": statistics.pstdev(rmse),
+            "rmse_seed_std": statistics.stdev(rmse) if len(rmse) > 1 else 0.0,
             "rmse_per_step": [statistics.fmean(s) for s in steps],
             "per_env": [{**es[0], "rmse": statistics.fmean(e["rmse"] for e in es)} for es in per_env.values()],
         }
-        for name in CSV_COLUMNS[len(GROUP_KEYS) + 3 :]:
-            if name != "ratio_to_one_per_env":
-                record[name] = _mean(m.get(name) for m in members)
+        for name in AVERAGED:
+            record[name] = _mean(m.get(name) for m in members)
         summary.append(record)
     reference = {(r["system"], r["architecture"], r["split"]): r["rmse_mean"] for r in summary if _is_upper(r)}
     for r in summary:
@@ -112,6 +115,7 @@ def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str
             timings.append({"node": key, **json.loads(path.read_text())})
     results = {
         "matrix": matrix_path,
+        "main_method": plan.main_method,
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "cells": len(plan.cells),
         "failed": [{"node": k, "label": plan.nodes[k].label, "error": v} for k, v in failed.items()],
@@ -119,18 +123,13 @@ def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str
         "summary": summarize(rows),
         "timings": timings,
     }
-    _write_text(out / "results.json", json.dumps(results, indent=1))
+    write_json(out / "results.json", results)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(results["summary"])
-    _write_text(out / "results.csv", buffer.getvalue())
+    write_text(out / "results.csv", buffer.getvalue())
     return results
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def load_results(out: Path) -> dict[str, Any]:
@@ -152,65 +151,71 @@ def _fmt(row: dict[str, Any] | None, bold: bool = False) -> str:
     return f"**{text}**" if bold else text
 
 
+def _figure(row: dict[str, Any] | None, name: str, fmt: str = "{:.3g}") -> str:
+    return "-" if row is None or row.get(name) is None else fmt.format(row[name])
+
+
 def _table(
     summary: list[dict[str, Any]],
     labels: list[str],
     select: Callable[[dict[str, Any]], str | None],
-    extra: dict[str, Callable[[list[dict]], str]] | None = None,
+    head: str = "method",
+    extra: dict[str, Callable[[dict | None, dict | None], str]] | None = None,
 ) -> str:
-    """Markdown: one row per label (``select`` maps a summary row to its label, or None to skip
-    it), per system and architecture the in- and out-domain RMSE and the out-domain ratio to
-    One-per-Env, the lowest RMSE of each column in bold (One-per-Env excluded)."""
+    """Markdown: one row per label (``select`` maps a summary row to its label, or None to skip it);
+    per system and architecture the in- and out-domain RMSE, the out-domain ratio to One-per-Env
+    and the ``extra`` columns (each given the label's in- and out-domain rows); the lowest RMSE of
+    each column in bold (One-per-Env excluded)."""
     extra = extra or {}
-    columns = sorted({(r["system"], r["architecture"]) for r in summary}, key=lambda c: _first(summary, c))
     cell: dict[tuple, dict] = {}
     for r in summary:
         label = select(r)
         if label is not None:
             cell[(label, r["system"], r["architecture"], r["split"])] = r
-    head = ["method"]
+    columns = _ordered((k[1], k[2]) for k in cell)
+    header = [head]
     for system, arch in columns:
-        head += [f"{system} / {arch} in", "out", "out ÷ one-per-env"]
-    head += list(extra)
+        header += [f"{system} / {arch} in", "out", "out ÷ one-per-env", *extra]
     best = {}
     for system, arch in columns:
-        for split in SPLITS:
-            values = [cell[k]["rmse_mean"] for k in cell if k[1:] == (system, arch, split) and k[0] != UPPER_BOUND]
+        for split in TEST_SPLITS:
+            values = [r["rmse_mean"] for k, r in cell.items() if k[1:] == (system, arch, split) and k[0] != UPPER_BOUND]
             best[(system, arch, split)] = min(values) if values else None
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label in labels:
         parts = [label]
         for system, arch in columns:
-            for split in SPLITS:
-                row = cell.get((label, system, arch, split))
+            rows = [cell.get((label, system, arch, split)) for split in TEST_SPLITS]
+            for split, row in zip(TEST_SPLITS, rows):
                 is_best = row is not None and label != UPPER_BOUND and row["rmse_mean"] == best[(system, arch, split)]
                 parts.append(_fmt(row, is_best))
-            out = cell.get((label, system, arch, "test_out"))
-            ratio = out and out["ratio_to_one_per_env"]
+            ratio = rows[1] and rows[1]["ratio_to_one_per_env"]
             parts.append(f"{ratio:.2f}x" if ratio else "-")
-        members = [r for k, r in cell.items() if k[0] == label]
-        parts += [fn(members) for fn in extra.values()]
+            parts += [fn(*rows) for fn in extra.values()]
         lines.append("| " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
 
-def _first(summary: list[dict[str, Any]], column: tuple[str, str]) -> int:
-    return next(i for i, r in enumerate(summary) if (r["system"], r["architecture"]) == column)
-
-
-def _ordered(values: Iterable[str]) -> list[str]:
+def _ordered(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-def _figure(rows: list[dict], name: str, fmt: str = "{:.3g}") -> str:
-    values = [r[name] for r in rows if r.get(name) is not None]
-    return fmt.format(statistics.fmean(values)) if values else "-"
+def methods_table(results: dict[str, Any]) -> str:
+    """The main table: every method and baseline (not the sweeps) per system, with the NN ratio."""
+    plain = [r for r in results["summary"] if r["group"] in ("method", "baseline") and r["sweep"] is None]
+    return _table(
+        plain,
+        _ordered(r["method"] for r in plain),
+        lambda r: r["method"],
+        extra={"NN ratio": lambda _in, out: _figure(out, "nn_ratio", "{:.2f}")},
+    )
 
 
 def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]:
     """``report.md`` and its PNG plots in ``out``, from ``results.json``; returns the files written."""
     results = results or load_results(out)
     summary = results["summary"]
+    main = results["main_method"]
     plain = [r for r in summary if r["sweep"] is None]
     methods = _ordered(r["method"] for r in plain if r["group"] in ("method", "baseline"))
     written = [out / "report.md"]
@@ -222,19 +227,13 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         "there are several). Lowest per column in bold, One-per-Env (trained on the test environment: the upper "
         "bound) excluded.",
         "## Methods",
-        _table(
-            plain,
-            methods,
-            lambda r: r["method"] if r["group"] in ("method", "baseline") else None,
-            {"NN ratio": lambda rs: _figure([r for r in rs if r["split"] == "test_out"], "nn_ratio", "{:.2f}")},
-        ),
+        methods_table(results),
         "NN ratio: median function distance from generated experts (out-domain) to their nearest zoo expert, over "
         "that between zoo experts of different environments; below 1, generated experts sit closer to the zoo "
         "than the zoo's environments sit to each other.",
     ]
     ablations = _ordered(r["method"] for r in plain if r["group"] == "ablation")
-    if ablations and methods:
-        main = methods[0]
+    if ablations:
         sections += [
             "## Ablations",
             f"Each row changes one thing in `{main}`.",
@@ -244,9 +243,9 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
                 lambda r: (
                     r["method"] if r["group"] == "ablation" or (r["group"], r["method"]) == ("method", main) else None
                 ),
-                {
-                    "encoder function error": lambda rs: _figure(rs, "encoder_function_error"),
-                    "10% permutation change": lambda rs: _figure(rs, "permuted_10pct_function_change"),
+                extra={
+                    "encoder function error": lambda _in, out: _figure(out, "encoder_function_error"),
+                    "10% permutation change": lambda _in, out: _figure(out, "permuted_10pct_function_change"),
                 },
             ),
             "Encoder function error: normalized MSE between decoded and original held-out zoo experts' outputs. "
@@ -260,34 +259,34 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         png = out / f"rmse-vs-{sweep.replace('_', '-')}.png"
         plot_sweep(swept, sweep, title, png)
         written.append(png)
-        values = sorted({r["sweep_value"] for r in swept})
+        values = [str(v) for v in sorted({r["sweep_value"] for r in swept})]
         sections += [
             f"## {title}",
-            _table(swept, [str(v) for v in values], lambda r: str(r["sweep_value"])).replace(
-                "| method |", f"| {sweep} |"
-            ),
+            f"`{main}` with each value.",
+            _table(swept, values, lambda r: str(r["sweep_value"]), head=sweep),
             f"![{title}]({png.name})",
         ]
-    cost = _generation_cost(plain, methods[0] if methods else None)
+    cost = _generation_cost(plain, main)
     if cost:
         png = out / "generation-vs-finetuning.png"
         plot_generation_cost(cost, png)
         written.append(png)
+        rows = [
+            f"| {c['system']} / {c['architecture']} | {c['generation_ms']:.0f} | {c['generation_rmse']:.4f}"
+            f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f} | {c['finetune_ms'] / c['generation_ms']:.1f}x |"
+            for c in cost
+        ]
         sections += [
             "## Generation vs. fine-tuning",
-            "Per unseen environment: generation (prompt, sample, decode, rebuild, pick the best candidate; no "
-            "gradient step) against fine-tuning the base on the observed frames (finetune-L), on this machine.",
+            f"Per unseen environment: `{main}` generation (prompt, sample, decode, rebuild, pick the best candidate; "
+            "no gradient step) against fine-tuning the base on the same observed frames (finetune-L, batched over "
+            "the environments), each as timed by the node that evaluated it.",
             "\n".join(
                 [
                     "| system | generation (ms) | its out RMSE | finetune-L (ms) | its out RMSE "
                     "| fine-tuning ÷ generation |",
                     "|---|---|---|---|---|---|",
-                    *(
-                        f"| {c['system']} / {c['architecture']} | {c['generation_ms']:.0f} | {c['generation_rmse']:.4f}"
-                        f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f}"
-                        f" | {c['finetune_ms'] / c['generation_ms']:.1f}x |"
-                        for c in cost
-                    ),
+                    *rows,
                 ]
             ),
             f"![generation vs fine-tuning]({png.name})",
@@ -295,19 +294,19 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
     figures = ["## Plots"]
     for system, arch in _ordered((r["system"], r["architecture"]) for r in plain):
         rows = [r for r in plain if (r["system"], r["architecture"]) == (system, arch) and r["method"] in methods]
+        if not rows:
+            continue
         slug = f"{system}-{arch}"
         png = out / f"step-errors-{slug}.png"
         plot_error_curves(rows, png)
         figures.append(f"![per-step error, {system} / {arch}]({png.name})")
         written.append(png)
-        if methods and plot_environment_map(rows, methods[0], out / f"environment-map-{slug}.png"):
+        if plot_environment_map(rows, main, out / f"environment-map-{slug}.png"):
             written.append(out / f"environment-map-{slug}.png")
-            figures.append(
-                f"![{methods[0]} RMSE over the environment grid, {system} / {arch}](environment-map-{slug}.png)"
-            )
+            figures.append(f"![{main} RMSE over the environment grid, {system} / {arch}](environment-map-{slug}.png)")
     sections += figures
     if results["failed"]:
-        failed = [f"| {f['label']} | {f['error'].replace('|', '/')} |" for f in results["failed"]]
+        failed = [f"| {f['label']} | {' '.join(f['error'].split()).replace('|', '/')} |" for f in results["failed"]]
         sections += ["## Failed", "\n".join(["| node | error |", "|---|---|", *failed])]
     if results["timings"]:
         total: dict[str, float] = defaultdict(float)
@@ -318,7 +317,7 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
             "Seconds spent building each kind of node (when it was built; cached nodes are not rebuilt).",
             "\n".join(["| node | seconds |", "|---|---|", *(f"| {k} | {v:.0f} |" for k, v in total.items())]),
         ]
-    _write_text(out / "report.md", "\n\n".join(sections) + "\n")
+    write_text(out / "report.md", "\n\n".join(sections) + "\n")
     return written
 
 

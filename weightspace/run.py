@@ -45,7 +45,7 @@ from weightspace.errors import ConfigError, StorageError
 from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator
 from weightspace.graph import GraphNormalizer
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import atomic_path, load_tensors, save_tensors
+from weightspace.storage import load_tensors, save_tensors, write_json
 from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo, ZooPlan, ZooProgress, build_zoo, plan_zoo
 
@@ -125,11 +125,6 @@ def content_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
-
-
 def _component(registry: Registry, kind: str, section: dict[str, Any], context: Context) -> Component:
     options = dict(section)
     cls = registry.get(kind, options.pop("name"))
@@ -188,8 +183,12 @@ class RunPlan:
     keys: dict[str, str]
     """``{"zoo": h, "encoder": h, "generator": h}``; a stage's folder is ``<stage>-<h>``."""
 
+    def stage_key(self, stage: str) -> str:
+        """``<stage>-<hash>``: the name of the stage's folder in a cache, and its bench node."""
+        return f"{stage}-{self.keys[stage]}"
+
     def folder(self, cache: Path, stage: str) -> Path:
-        return cache / f"{stage}-{self.keys[stage]}"
+        return cache / self.stage_key(stage)
 
 
 STAGES = ("zoo", "encoder", "generator")
@@ -299,7 +298,7 @@ def _build_encoder(plan: RunPlan, data: _ZooData, cache: Path, registry: Registr
     folder = plan.folder(cache, "encoder")
     encoder.save(folder / "encoder")
     save_tensors(folder / "normalizer.safetensors", normalizer.state_dict())
-    _write_json(folder / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
+    write_json(folder / "stage.json", {"history": history, "held_out": report, "n_held_out": len(held_idx)})
 
 
 def _load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
@@ -341,7 +340,7 @@ def _build_generator(plan: RunPlan, data: _ZooData, cache: Path, registry: Regis
     generator.save(folder / "generator")
     prompter.save(folder / "prompter")
     save_tensors(folder / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
-    _write_json(folder / "stage.json", {"history": history})
+    write_json(folder / "stage.json", {"history": history})
 
 
 def link_run(plan: RunPlan, out: str | Path, cache: str | Path) -> None:
@@ -349,7 +348,7 @@ def link_run(plan: RunPlan, out: str | Path, cache: str | Path) -> None:
     out, cache = Path(out), Path(cache)
     out.mkdir(parents=True, exist_ok=True)
     stages = {stage: os.path.relpath(plan.folder(cache, stage), out) for stage in STAGES}
-    _write_json(out / "run.json", {"config": {**plan.config.to_dict(), **plan.config.sections}, "stages": stages})
+    write_json(out / "run.json", {"config": {**plan.config.to_dict(), **plan.config.sections}, "stages": stages})
 
 
 def train_run(
