@@ -23,6 +23,9 @@ from weightspace.errors import StorageError
 from weightspace.storage import atomic_path
 
 SPLITS = ("train", "test_in", "test_out")
+OPTIONAL_SPLITS = ("oracle",)
+"""``oracle``: training-period data of unseen environments, where a dataset has them (imported
+data cannot simulate them), for the One-per-Env reference."""
 REQUIRED_ATTRS = ("system", "profile", "param_names", "channel_names", "dt", "seed", "settings", "solver", "version")
 
 
@@ -57,13 +60,12 @@ class Dataset:
 def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
     """Write ``dataset`` to ``path`` atomically (a temporary file renamed into place)."""
     missing = [a for a in REQUIRED_ATTRS if a not in dataset.attrs]
-    if missing or set(dataset.splits) != set(SPLITS):
+    if missing or not set(SPLITS) <= set(dataset.splits) <= {*SPLITS, *OPTIONAL_SPLITS}:
         raise StorageError(f"incomplete dataset: missing attributes {missing}, splits {sorted(dataset.splits)}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in dataset.attrs.items():
             f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        for name in SPLITS:
-            split = dataset.splits[name]
+        for name, split in dataset.splits.items():
             group = f.create_group(name)
             group.create_dataset(
                 "trajectories", data=split.trajectories.numpy(), compression="gzip", compression_opts=1
@@ -86,7 +88,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             for key in ("settings", "solver"):
                 attrs[key] = json.loads(attrs[key])
             splits = {}
-            for name in SPLITS:
+            for name in (*SPLITS, *(s for s in OPTIONAL_SPLITS if s in f)):
                 if name not in f or any(k not in f[name] for k in ("trajectories", "env_params", "env_index")):
                     raise StorageError(f"{path} lacks split {name!r} or one of its datasets")
                 g = f[name]

@@ -1,0 +1,115 @@
+"""``gridded``: a system served from a dataset imported with ``weightspace import gridded``.
+
+Real data cannot be simulated, so where a simulator solves new trajectories this system hands out
+the imported ones by the stream that asks (see ``weightspace.system.System.simulate``):
+
+- ``seen`` (training and in-domain test trajectories of seen environments): the training-period
+  windows, then the test-period windows;
+- ``unseen`` (test trajectories of unseen environments): the test-period windows;
+- ``observed`` (one trajectory whose first frames are observed): the first test-period window;
+- ``oracle`` (training trajectories of any environment, for One-per-Env): the training-period
+  windows (the file's ``oracle`` split for unseen environments).
+
+The seen/unseen split is the file's (drawn by the import's seed), whatever seed a zoo uses.
+Settings: ``path`` (the imported ``.h5``, required), and optionally fewer ``n_train`` / ``n_test``
+windows per environment than the file holds; the rest (frames, dt, environments) come from the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightspace.dataset import load_dataset
+from weightspace.errors import ConfigError
+from weightspace.system import System, SystemSettings
+
+FROM_FILE = ("n_frames", "dt", "n_seen", "n_train", "n_test")
+
+
+@dataclass(frozen=True)
+class GriddedSettings(SystemSettings):
+    path: str = ""
+    """The dataset written by ``weightspace import gridded``."""
+
+
+class Gridded(System):
+    name = "gridded"
+    param_names = ("env",)
+    channel_names = ("field",)
+    Settings = GriddedSettings
+    profiles = {"quick": {}, "paper": {}}
+
+    def __init__(self, profile: str = "quick", overrides: Mapping[str, Any] | None = None) -> None:
+        overrides = dict(overrides or {})
+        path = overrides.get("path")
+        if not path:
+            raise ConfigError(
+                "system 'gridded' needs system_settings path = <file written by `weightspace import gridded`>"
+            )
+        if not Path(path).is_file():
+            raise ConfigError(f"system 'gridded': no such file {path} (write it with `weightspace import gridded`)")
+        self.dataset = load_dataset(path)
+        if "oracle" not in self.dataset.splits:
+            raise ConfigError(f"{path} has no 'oracle' split: it was not written by `weightspace import gridded`")
+        recorded = self.dataset.attrs["settings"]
+        for key in ("n_train", "n_test"):
+            if overrides.get(key, 0) > recorded[key]:
+                raise ConfigError(f"{path} holds {recorded[key]} {key} windows per environment; {key} cannot exceed it")
+        if overrides.get("n_seen", recorded["n_seen"]) != recorded["n_seen"]:
+            raise ConfigError(f"{path} fixes n_seen = {recorded['n_seen']} (the import's split)")
+        self.param_names = tuple(self.dataset.attrs["param_names"])
+        self.channel_names = tuple(self.dataset.attrs["channel_names"])
+        self._environments = torch.tensor(recorded["environments"], dtype=torch.float64)
+        self._by_split = {name: _by_environment(split) for name, split in self.dataset.splits.items()}
+        super().__init__(profile, {**{k: recorded[k] for k in FROM_FILE}, **overrides})
+
+    def environments(self) -> torch.Tensor:
+        return self._environments
+
+    def state_shape(self) -> tuple[int, ...]:
+        return tuple(self.dataset["train"].trajectories.shape[2:])
+
+    def initial_conditions(self, env: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise ConfigError("gridded data have no initial-condition sampler: they are served from the imported file")
+
+    def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("gridded data cannot be solved from new initial conditions: they come from the imported file")
+
+    def split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        seen = self.dataset["train"].env_index.unique().sort().values
+        unseen = self.dataset["test_out"].env_index.unique().sort().values
+        return seen, unseen
+
+    def simulate(
+        self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "", device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
+        s = self.settings
+        parts = []
+        for env in env_index.tolist():
+            train = self._by_split["train"].get(env, self._by_split["oracle"].get(env))
+            test = self._by_split["test_in"].get(env, self._by_split["test_out"].get(env))
+            if stream == "seen":
+                if env not in self._by_split["train"]:
+                    raise ConfigError(f"environment {env} is not a seen environment of {s.path}")
+                data = torch.cat([train[: s.n_train], test[: s.n_test]])[:n_traj]
+            elif stream in ("unseen", "observed"):
+                data = test[:n_traj]
+            elif stream == "oracle":
+                data = train[:n_traj]
+            else:
+                raise ConfigError(f"gridded data serve the streams seen, unseen, observed and oracle, not {stream!r}")
+            if len(data) < n_traj:
+                raise ConfigError(
+                    f"{s.path} has {len(data)} {stream} trajectories of environment {env}; {n_traj} asked"
+                )
+            parts.append(data)
+        return torch.stack(parts).to(device)
+
+
+def _by_environment(split: Any) -> dict[int, torch.Tensor]:
+    return {int(e): split.trajectories[split.env_index == e] for e in split.env_index.unique()}

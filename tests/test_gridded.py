@@ -1,0 +1,208 @@
+"""Importing gridded data: a synthetic ERA5-style NetCDF (time, latitude, longitude; u100, v100;
+hourly) goes through import, zoo, train, evaluate and the bench; real-data problems are named."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from weightspace.cli import main
+from weightspace.dataset import load_dataset
+from weightspace.errors import ConfigError
+from weightspace.gridded_import import GriddedImport, import_gridded, synthetic_era5
+from weightspace.registry import default_registry
+
+
+@pytest.fixture(scope="module")
+def era5_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("era5") / "era5-like.nc"
+    synthetic_era5().to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+SETTINGS = GriddedImport(("u100", "v100"), "regions:2x4", "2018-01-03", (16, 16), n_frames=12, n_seen=3, seed=1)
+
+
+def test_import_cuts_regions_splits_time_and_normalizes_with_training_statistics(era5_file, tmp_path):
+    summary = import_gridded(era5_file, SETTINGS, tmp_path / "data.h5")
+    # 8 regions of 30 x 90 degrees; the mostly-land one is dropped
+    assert summary.n_envs == 7 and len(summary.dropped) == 1 and summary.dropped[0]["missing_fraction"] > 0.5
+    assert summary.n_seen == 3 and summary.n_train == 4 and summary.n_test == 4  # 48 h / 12 per period
+    data = load_dataset(tmp_path / "data.h5")
+    assert data["train"].trajectories.shape == (3 * 4, 12, 2, 16, 16)
+    assert data["test_out"].trajectories.shape == (4 * 4, 12, 2, 16, 16)
+    assert data["oracle"].trajectories.shape == (4 * 4, 12, 2, 16, 16)
+    for split in data.splits.values():
+        assert torch.isfinite(split.trajectories).all()  # the land patch is filled
+    train = data["train"].trajectories
+    assert train.mean(dim=(0, 1, 3, 4)).abs().max() < 1e-4  # normalized on the seen training period
+    assert (train.std(dim=(0, 1, 3, 4)) - 1).abs().max() < 1e-3
+    attrs = data.attrs
+    assert attrs["system"] == "gridded" and attrs["channel_names"] == ["u100", "v100"] and attrs["dt"] == 1.0
+    assert attrs["param_names"] == ["lat", "lon"]
+    assert attrs["solver"]["variables"]["u100"]["long_name"] == "100 metre U"
+    assert attrs["solver"]["time"]["test_start"].startswith("2018-01-03")
+    assert 0 < attrs["solver"]["missing_filled_fraction"] < 0.05
+    lons = [p[1] for p in attrs["settings"]["environments"]]
+    assert min(lons) < 0 < max(lons) <= 180  # 0..360 read as -180..180
+    # seen and unseen environments are disjoint and together all the kept ones
+    seen, unseen = set(data["train"].env_index.tolist()), set(data["test_out"].env_index.tolist())
+    assert not seen & unseen and seen | unseen == set(range(7))
+
+
+def test_longitudes_0_360_and_minus_180_180_import_the_same(era5_file, tmp_path):
+    shifted = tmp_path / "shifted.nc"
+    synthetic_era5(lon_from=-180).to_netcdf(shifted, engine="h5netcdf")
+    a = load_dataset(import_gridded(era5_file, SETTINGS, tmp_path / "a.h5").path)
+    b = load_dataset(import_gridded(shifted, SETTINGS, tmp_path / "b.h5").path)
+    for split in a.splits:
+        assert torch.equal(a[split].trajectories, b[split].trajectories)
+        assert torch.equal(a[split].env_params, b[split].env_params)
+
+
+def test_two_periods_apart_as_in_the_era5_recipe(tmp_path):
+    """January 2018 for training, January 2019 for testing: one file, a year's gap at the split."""
+    train = synthetic_era5(hours=48)
+    test = synthetic_era5(hours=48).assign_coords(time=train.time + np.timedelta64(365, "D"))
+    path = tmp_path / "two-years.nc"
+    xr.concat([train, test], dim="time").to_netcdf(path, engine="h5netcdf")
+    summary = import_gridded(
+        path, GriddedImport(("u100", "v100"), "regions:2x4", "2019-01-01", (8, 8), 12), tmp_path / "d.h5"
+    )
+    assert summary.n_train == summary.n_test == 4
+    with pytest.raises(ConfigError, match="uneven time steps in the test period"):
+        path2 = tmp_path / "gappy.nc"
+        xr.concat([train, test.isel(time=[*range(20), *range(21, 48)])], dim="time").to_netcdf(path2, engine="h5netcdf")
+        import_gridded(path2, GriddedImport(("u100",), "regions:2x4", "2019-01-01", (8, 8), 12), tmp_path / "e.h5")
+
+
+def test_environments_by_a_dimension(tmp_path):
+    members = xr.concat([synthetic_era5(land=False) * (1 + 0.2 * m) for m in range(4)], dim="member")
+    members = members.assign_coords(member=[0.0, 1.0, 2.0, 3.0])
+    path = tmp_path / "members.nc"
+    members.to_netcdf(path, engine="h5netcdf")
+    settings = GriddedImport(("u100",), "dim:member", "0.5", (8, 8), n_frames=12, n_seen=2)
+    data = load_dataset(import_gridded(path, settings, tmp_path / "m.h5").path)
+    assert data.attrs["param_names"] == ["member"]
+    assert data["train"].trajectories.shape == (2 * 4, 12, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "settings", "message"),
+    [
+        (synthetic_era5(), {"variables": ("u100", "t2m")}, "no variable t2m"),
+        (synthetic_era5(drop_step=30), {}, "uneven time steps in the training period"),
+        (synthetic_era5(), {"env_by": "regions:40x10"}, "too small for 40 x 10 regions"),
+        (synthetic_era5(), {"env_by": "basins"}, "env_by must be regions:RxC or dim:NAME"),
+        (synthetic_era5(), {"env_by": "dim:member"}, "no dimension 'member'"),
+        (synthetic_era5(), {"time_split": "2018-01-04T20"}, "test period has 4 time steps"),
+        (synthetic_era5(), {"time_split": "1.5"}, "must be in \\(0, 1\\)"),
+        (synthetic_era5(), {"max_missing": 0.0, "env_by": "regions:1x2"}, "only 0 environment"),
+        (synthetic_era5().rename({"latitude": "y_index"}), {}, "no latitude coordinate"),
+    ],
+)
+def test_real_data_problems_are_named(tmp_path, dataset, settings, message):
+    path = tmp_path / "bad.nc"
+    dataset.to_netcdf(path, engine="h5netcdf")
+    options = {"variables": ("u100", "v100"), "env_by": "regions:2x4", "n_frames": 12, "tile": (16, 16), **settings}
+    with pytest.raises(ConfigError, match=message):
+        import_gridded(path, GriddedImport(**options), tmp_path / "out.h5")
+
+
+def test_the_gridded_system_serves_the_file_by_stream(era5_file, tmp_path):
+    path = import_gridded(era5_file, SETTINGS, tmp_path / "data.h5").path
+    system = default_registry().system("gridded", "quick", {"path": str(path)})
+    assert system.channel_names == ("u100", "v100") and system.state_shape() == (2, 16, 16)
+    assert system.settings.n_frames == 12 and system.settings.dt == 1.0
+    seen, unseen = system.split(seed=123)  # the file's split whatever the seed
+    data = load_dataset(path)
+    assert seen.tolist() == sorted(set(data["train"].env_index.tolist()))
+    observed = system.simulate(unseen[:2], 1, 0, "observed")
+    assert torch.equal(observed[0, 0], data["test_out"].trajectories[data["test_out"].env_index == unseen[0]][0])
+    assert system.simulate(unseen, 4, 0, "oracle").shape == (len(unseen), 4, 12, 2, 16, 16)
+    with pytest.raises(ConfigError, match="has 4 oracle trajectories"):
+        system.simulate(unseen, 5, 0, "oracle")
+    with pytest.raises(ConfigError, match="needs system_settings path"):
+        default_registry().system("gridded", "quick", {})
+    with pytest.raises(ConfigError, match="n_train cannot exceed"):
+        default_registry().system("gridded", "quick", {"path": str(path), "n_train": 9})
+
+
+GRIDDED_RUN = """
+system = "gridded"
+architecture = "fno"
+seed = 0
+
+[system_settings]
+path = "{path}"
+n_train = 3
+n_test = 2
+
+[architecture_config]
+hidden_channels = 8
+n_layers = 2
+n_modes = [4, 4]
+
+[zoo]
+size = 3
+base_steps = 60
+expert_steps = 20
+eval_every = 10
+
+[encoder]
+width = 16
+latent_dim = 4
+heads = 2
+depth = 1
+
+[encoder_training]
+steps = 30
+n_probes = 4
+
+[generator]
+hidden = 16
+depth = 1
+heads = 2
+sample_steps = 5
+
+[prompter]
+dim = 8
+hidden = 8
+
+[generator_training]
+steps = 30
+max_frames = 4
+"""
+
+
+@pytest.mark.slow
+def test_imported_data_through_zoo_train_evaluate_and_bench(era5_file, tmp_path):
+    """The whole pipeline on the synthetic ERA5-style file, through the command line (a minute)."""
+    data = tmp_path / "era5.h5"
+    argv = ["import", "gridded", "--input", str(era5_file), "--vars", "u100,v100", "--env-by", "regions:2x4"]
+    argv += ["--time-split", "2018-01-03", "--tile", "16x16", "--frames", "12", "--n-seen", "3", "--out", str(data)]
+    assert main(argv) == 0
+    config = tmp_path / "gridded.toml"
+    config.write_text(GRIDDED_RUN.format(path=data))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(run)]) == 0
+    results = tmp_path / "results.json"
+    methods = ["--method", "dynadiff", "--method", "one-for-all", "--method", "one-per-env", "--method", "nearest-zoo"]
+    assert (
+        main(["evaluate", "--run", str(run), *methods, "--frames", "3", "--candidates", "2", "--out", str(results)])
+        == 0
+    )
+    rows = {(r["method"], r["split"]): r for r in json.loads(results.read_text())}
+    assert len(rows) == 8 and all(np.isfinite(r["rmse_mean"]) for r in rows.values())
+    assert rows[("one-per-env", "test_out")]["n_envs"] == 4
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(
+        'candidates = 2\nobserved_frames = 3\nfinetune_steps = 5\nbaselines = ["one-for-all", "one-per-env"]\n'
+        '[systems.era5-like]\nconfig = "gridded.toml"\n[methods.dynadiff]\n'
+    )
+    bench = tmp_path / "bench"
+    assert main(["bench", str(matrix), "--out", str(bench)]) == 0
+    report = (bench / "report.md").read_text()
+    assert "era5-like / fno" in report and (bench / "environment-map-era5-like-fno.png").is_file()
