@@ -102,7 +102,7 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
     [
         (
             ["simulate", "navier", "--out", "x"],
-            "unknown system 'navier'; registered systems: cylinder-flow, kolmogorov, lambda-omega",
+            "unknown system 'navier'; registered systems: cylinder-flow, gridded, kolmogorov",
         ),
         (["simulate", "lotka-volterra", "--profile", "huge", "--out", "x"], "unknown profile 'huge'"),
         (["simulate", "lotka-volterra", "--device", "banana", "--out", "x"], "not a device: 'banana'"),
