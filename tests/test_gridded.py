@@ -206,3 +206,20 @@ def test_imported_data_through_zoo_train_evaluate_and_bench(era5_file, tmp_path)
     assert main(["bench", str(matrix), "--out", str(bench)]) == 0
     report = (bench / "report.md").read_text()
     assert "era5-like / fno" in report and (bench / "environment-map-era5-like-fno.png").is_file()
+
+
+def test_any_file_in_the_dataset_format_serves_as_gridded_data(era5_file, tmp_path):
+    """A file written by other means: no import record, no oracle split."""
+    from weightspace.dataset import Dataset, write_dataset
+
+    imported = load_dataset(import_gridded(era5_file, SETTINGS, tmp_path / "data.h5").path)
+    settings = {k: v for k, v in imported.attrs["settings"].items() if k != "environments"}
+    own = Dataset({k: v for k, v in imported.splits.items() if k != "oracle"}, {**imported.attrs, "settings": settings})
+    write_dataset(tmp_path / "own.h5", own)
+    system = default_registry().system("gridded", "quick", {"path": str(tmp_path / "own.h5")})
+    assert torch.equal(system.environments(), torch.tensor(imported.attrs["settings"]["environments"]).double())
+    assert system.settings.n_train == 4 and system.settings.n_seen == 3
+    seen, unseen = system.split(0)
+    assert system.simulate(unseen, 2, 0, "unseen").shape == (len(unseen), 2, 12, 2, 16, 16)
+    with pytest.raises(ConfigError, match="no 'oracle' split"):
+        system.simulate(unseen, 1, 0, "oracle")

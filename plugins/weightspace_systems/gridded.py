@@ -11,8 +11,10 @@ the imported ones by the stream that asks (see ``weightspace.system.System.simul
   windows (the file's ``oracle`` split for unseen environments).
 
 The seen/unseen split is the file's (drawn by the import's seed), whatever seed a zoo uses.
-Settings: ``path`` (the imported ``.h5``, required), and optionally fewer ``n_train`` / ``n_test``
-windows per environment than the file holds; the rest (frames, dt, environments) come from the file.
+Settings: ``path`` (required), and optionally fewer ``n_train`` / ``n_test`` windows per
+environment than the file holds; the rest (frames, dt, environments) come from the file. Any file
+in the dataset format works (``docs/data-format.md``, e.g. written by your own code); without an
+``oracle`` split One-per-Env cannot be trained on unseen environments, and says so.
 """
 
 from __future__ import annotations
@@ -54,18 +56,17 @@ class Gridded(System):
         if not Path(path).is_file():
             raise ConfigError(f"system 'gridded': no such file {path} (write it with `weightspace import gridded`)")
         self.dataset = load_dataset(path)
-        if "oracle" not in self.dataset.splits:
-            raise ConfigError(f"{path} has no 'oracle' split: it was not written by `weightspace import gridded`")
-        recorded = self.dataset.attrs["settings"]
+        recorded = _recorded_settings(self.dataset, path)
         for key in ("n_train", "n_test"):
             if overrides.get(key, 0) > recorded[key]:
                 raise ConfigError(f"{path} holds {recorded[key]} {key} windows per environment; {key} cannot exceed it")
         if overrides.get("n_seen", recorded["n_seen"]) != recorded["n_seen"]:
-            raise ConfigError(f"{path} fixes n_seen = {recorded['n_seen']} (the import's split)")
+            raise ConfigError(f"{path} fixes n_seen = {recorded['n_seen']} (the file's split)")
         self.param_names = tuple(self.dataset.attrs["param_names"])
         self.channel_names = tuple(self.dataset.attrs["channel_names"])
         self._environments = torch.tensor(recorded["environments"], dtype=torch.float64)
         self._by_split = {name: _by_environment(split) for name, split in self.dataset.splits.items()}
+        self._by_split.setdefault("oracle", {})
         super().__init__(profile, {**{k: recorded[k] for k in FROM_FILE}, **overrides})
 
     def environments(self) -> torch.Tensor:
@@ -100,6 +101,11 @@ class Gridded(System):
             elif stream in ("unseen", "observed"):
                 data = test[:n_traj]
             elif stream == "oracle":
+                if train is None:
+                    raise ConfigError(
+                        f"{s.path} has no training data of unseen environment {env} (no 'oracle' split): "
+                        "One-per-Env cannot be trained there"
+                    )
                 data = train[:n_traj]
             else:
                 raise ConfigError(f"gridded data serve the streams seen, unseen, observed and oracle, not {stream!r}")
@@ -113,3 +119,29 @@ class Gridded(System):
 
 def _by_environment(split: Any) -> dict[int, torch.Tensor]:
     return {int(e): split.trajectories[split.env_index == e] for e in split.env_index.unique()}
+
+
+def _recorded_settings(dataset: Any, path: str) -> dict[str, Any]:
+    """The import's record, or, for a file written in the format by other means (a simulator, your
+    own code), the same facts read off its splits: every environment must appear in one."""
+    recorded = dataset.attrs["settings"]
+    if "environments" in recorded:
+        return recorded
+    params: dict[int, list[float]] = {}
+    for split in dataset.splits.values():
+        for e, p in zip(split.env_index.tolist(), split.env_params.tolist()):
+            params.setdefault(e, p)
+    if sorted(params) != list(range(len(params))):
+        raise ConfigError(f"{path}: environment indices must run from 0 without gaps, got {sorted(params)[:10]}...")
+
+    def windows(name: str) -> int:
+        return min(len(v) for v in _by_environment(dataset[name]).values())
+
+    return {
+        "environments": [params[e] for e in range(len(params))],
+        "n_frames": int(dataset["train"].trajectories.shape[1]),
+        "dt": dataset.dt,
+        "n_seen": len(dataset["train"].env_index.unique()),
+        "n_train": windows("train"),
+        "n_test": min(windows("test_in"), windows("test_out")),
+    }
