@@ -60,9 +60,17 @@ class BenchPlan:
     evaluation: dict[str, str]
     """cell id -> the key of the node that evaluates it."""
     runs: dict[str, RunPlan]
-    """cell id -> its run plan (stage keys, for run folders and for which stages are built)."""
+    """cell id -> its run plan (stage keys, for run folders)."""
     main_method: str
     """The matrix's first method: the one its ablations and sweeps change."""
+    stage_plans: dict[str, RunPlan]
+    """stage node key -> a run plan holding that stage (to see whether it is built)."""
+
+    def is_built(self, key: str, out: Path) -> bool:
+        """Whether node ``key``'s output exists in bench folder ``out``."""
+        if key.startswith("evaluate-"):
+            return (out / "cells" / f"{key}.json").is_file()
+        return stage_done(self.stage_plans[key], self.nodes[key].task["kind"], out / "cache")
 
 
 def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
@@ -83,11 +91,12 @@ def plan_bench(matrix: Matrix) -> BenchPlan:
     """The cells of ``matrix`` and the graph of nodes they need (checks every run config first)."""
     cells = matrix.expand()
     nodes: dict[str, Node] = {}
-    evaluation, runs = {}, {}
+    evaluation, runs, stage_plans = {}, {}, {}
     for cell in cells:
         plan = runs[cell.id] = plan_run(cell.run_config())
         keys = tuple(plan.stage_key(stage) for stage in _stages(cell))
         for i, (stage, key) in enumerate(zip(_stages(cell), keys)):  # labelled by the first cell needing it
+            stage_plans.setdefault(key, plan)
             nodes.setdefault(
                 key, Node(key, f"{stage} for {cell.id}", keys[i - 1 : i], {"kind": stage, "config": cell.config})
             )
@@ -96,14 +105,7 @@ def plan_bench(matrix: Matrix) -> BenchPlan:
         task = {"kind": "evaluate", "config": cell.config, "spec": spec}
         nodes.setdefault(key, Node(key, f"evaluate {cell.id}", keys, task))
         evaluation[cell.id] = key
-    return BenchPlan(cells, nodes, evaluation, runs, matrix.methods[0].label)
-
-
-def node_done(node: Node, out: Path) -> bool:
-    if node.task["kind"] == "evaluate":
-        return (out / "cells" / f"{node.key}.json").is_file()
-    plan = plan_run(RunConfig.from_dict(node.task["config"]))
-    return stage_done(plan, node.task["kind"], out / "cache")
+    return BenchPlan(cells, nodes, evaluation, runs, matrix.methods[0].label, stage_plans)
 
 
 def execute(
@@ -265,7 +267,7 @@ def run_bench(
     """Build every missing node of ``matrix`` in ``out`` on ``executor``, dependencies first."""
     out, progress = Path(out), progress or BenchProgress()
     plan = plan_bench(matrix)
-    done = {key for key, node in plan.nodes.items() if node_done(node, out)}
+    done = {key for key in plan.nodes if plan.is_built(key, out)}
     pending = [key for key in plan.nodes if key not in done]
     failed: dict[str, str] = {}
     running: dict[Any, str] = {}

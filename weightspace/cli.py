@@ -23,7 +23,7 @@ from rich.table import Table
 
 from weightspace import __version__
 from weightspace.baselines import BASELINES, observed_frames
-from weightspace.bench import BenchProgress, LocalExecutor, Node, RayExecutor, node_done, plan_bench, run_bench
+from weightspace.bench import BenchProgress, LocalExecutor, Node, RayExecutor, plan_bench, run_bench
 from weightspace.config import parse_assignments
 from weightspace.dataset import write_dataset
 from weightspace.diagnostics import architecture_report
@@ -435,7 +435,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             table.add_column(column)
         for node in plan.nodes.values():
             needs = ", ".join(plan.nodes[n].label for n in node.needs)
-            table.add_row(node.label, needs, "yes" if node_done(node, out) else "no")
+            table.add_row(node.label, needs, "yes" if plan.is_built(node.key, out) else "no")
         console.print(table)
         return
     start = time.perf_counter()
