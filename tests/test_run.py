@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 import torch
 from neuralop.models import FNO
 
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.generation import load_expert, save_expert
+from weightspace.run import Run
 from weightspace.storage import save_tensors
 
 TINY_RUN = """
@@ -106,6 +108,29 @@ def test_train_generate_evaluate(tmp_path, capsys):
     dyn = [r for r in rows if r["method"] == "dynadiff"]
     assert {r["split"] for r in dyn} == {"test_in", "test_out"}
     assert all(r["gen_latency_ms"] > 0 and r["peak_rss_mb"] > 0 and r["rmse_mean"] > 0 for r in dyn)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stages_train_on_the_device_with_the_cpu_runs_draws(tmp_path):
+    """``--device cuda`` trains every stage there (not only the zoo); the draws come from CPU
+    generators, so the run follows the CPU run up to floating-point differences, and what is saved
+    loads on a CPU."""
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_RUN)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        assert main(["train", "--config", str(config), "--out", str(out), "--device", device]) == 0
+        runs[device] = out
+        stages = json.loads((out / "run.json").read_text())["stages"]
+        for stage in ("encoder", "generator"):
+            history = json.loads((out / stages[stage] / "stage.json").read_text())["history"]
+            runs[device, stage] = history[-1]
+    for stage, key in (("encoder", "loss"), ("generator", "diffusion")):
+        cpu, cuda = runs["cpu", stage][key], runs["cuda", stage][key]
+        assert abs(cpu - cuda) <= 0.05 * abs(cpu) + 1e-4, (stage, cpu, cuda)
+    run = Run.load(runs["cuda"])
+    assert run.generator.device.type == "cpu" and run.codec.encoder.device.type == "cpu"
 
 
 def test_run_config_errors(tmp_path, capsys):

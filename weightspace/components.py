@@ -14,6 +14,7 @@ as diffusers' components do. Plugins register subclasses under a ``name`` throug
 
 from __future__ import annotations
 
+import itertools
 import json
 from abc import abstractmethod
 from dataclasses import asdict, dataclass
@@ -65,6 +66,13 @@ class Component(nn.Module):
     def __init__(self, config: Any, context: Context) -> None:
         super().__init__()
         self.config, self.context = config, context
+
+    @property
+    def device(self) -> torch.device:
+        """Where the component's weights live (the CPU for one without any): training runs there."""
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any] | None, context: Context) -> Component:

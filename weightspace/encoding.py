@@ -112,11 +112,16 @@ def fit_encoder(
 ) -> list[dict[str, float]]:
     """Train ``codec.encoder`` on the networks ``params`` (``[N, ...]``); returns the loss history
     (one entry per 50 steps) with its parts: mse, kl, function. An encoder without parameters (the
-    ``identity``) has nothing to learn: the history is empty."""
+    ``identity``) has nothing to learn: the history is empty.
+
+    Training runs on the encoder's device (move it first); the data follow it, while every random
+    draw comes from a CPU generator, so a seed gives the same batches and noise on any device."""
     encoder, config = codec.encoder, codec.encoder.config
     if not any(p.requires_grad for p in encoder.parameters()):
         return []
-    nodes = codec.nodes(params)
+    device = encoder.device
+    nodes = tuple(t.to(device) for t in codec.nodes(params))
+    params, probes = {k: v.to(device) for k, v in params.items()}, probes.to(device)
     n = nodes[0].shape[0]
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=training.lr, weight_decay=1e-4)
@@ -127,7 +132,7 @@ def fit_encoder(
         idx = torch.randint(n, (min(training.batch_size, n),), generator=generator)
         batch = tuple(t[idx] for t in nodes)
         mean, logvar = encoder.encode(batch)
-        latents = mean + torch.randn(mean.shape, generator=generator) * (0.5 * logvar).exp()
+        latents = mean + torch.randn(mean.shape, generator=generator).to(device) * (0.5 * logvar).exp()
         decoded = encoder.decode(latents)
         sq = sum((d - t).pow(2).sum() for d, t in zip(decoded, batch))
         mse = sq / sum(t[0].numel() for t in batch) / len(idx)

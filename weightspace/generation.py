@@ -85,8 +85,15 @@ def fit_generator(
     into ``trajectories`` ``[G, n, T, *state]`` (raw) and ``env_params`` ``[G, P]`` (normalized).
     ``source_latents`` are latents of freshly initialized networks (:meth:`Generator.fit_source`).
     After training the generator sees every expert with the condition of the first ``max_frames``
-    frames of its environment's first trajectory (:meth:`Generator.fit_memory`)."""
+    frames of its environment's first trajectory (:meth:`Generator.fit_memory`).
+
+    Training runs on the generator's device (move both modules first); the data follow it, while
+    every random draw comes from a CPU generator, so a seed gives the same batches on any device."""
     rng = torch.Generator().manual_seed(seed)
+    device = generator.device
+    latents, trajectories, env_params = (t.to(device) for t in (latents, trajectories, env_params))
+    if source_latents is not None:
+        source_latents = source_latents.to(device)
     n_traj, n_frames = trajectories.shape[1], trajectories.shape[2]
     max_frames = min(training.max_frames, n_frames)
     normalized = scale.normalize(trajectories)

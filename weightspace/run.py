@@ -273,11 +273,13 @@ def build_stage(
             raise StorageError(f"stage {stage} needs {plan.folder(cache, before)}, which is not built")
     data = _ZooData.of(Zoo.load(plan.folder(cache, "zoo"), registry))
     build = _build_encoder if stage == "encoder" else _build_generator
-    build(plan, data, cache, registry, progress)
+    build(plan, data, cache, registry, progress, torch.device(device))
     return folder
 
 
-def _build_encoder(plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress) -> None:
+def _build_encoder(
+    plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress, device: torch.device
+) -> None:
     config, training, zoo = plan.config, plan.encoder_training, data.zoo
     section = config.sections["encoder"]
     probes = data.traj.flatten(0, 2)
@@ -285,10 +287,11 @@ def _build_encoder(plan: RunPlan, data: _ZooData, cache: Path, registry: Registr
     train_params = {k: v[train_idx] for k, v in data.params.items()}
     normalizer = fit_normalizer(zoo.adapter, train_params, training.centre)
     torch.manual_seed(config.seed)
-    encoder = _component(registry, "encoders", section, data.context)
+    encoder = _component(registry, "encoders", section, data.context).to(device)
     codec = WeightCodec(encoder, normalizer, zoo.adapter)
     progress.stage(f"encoder {section['name']}", training.steps)
     history = fit_encoder(codec, train_params, probes, zoo.scale, training, config.seed, progress.advance)
+    encoder.cpu()
     held = {k: v[held_idx] for k, v in data.params.items()}
     pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
     report = reconstruction_error(codec, held, probes[pick], zoo.scale)
@@ -307,7 +310,9 @@ def _load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
     return WeightCodec(encoder, normalizer, zoo.adapter)
 
 
-def _build_generator(plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress) -> None:
+def _build_generator(
+    plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress, device: torch.device
+) -> None:
     config, training, zoo, context = plan.config, plan.generator_training, data.zoo, data.context
     s = config.sections
     codec = _load_codec(zoo, plan.folder(cache, "encoder"), registry)
@@ -322,6 +327,8 @@ def _build_generator(plan: RunPlan, data: _ZooData, cache: Path, registry: Regis
     generator = _component(registry, "generators", s["generator"], full)
     env_scale = EnvironmentScale.fit(data.seen_params)
     group = torch.searchsorted(data.seen, data.expert_env)
+    generator.to(device)
+    prompter.to(device)
     progress.stage(f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", training.steps)
     history = fit_generator(
         generator,
@@ -336,6 +343,8 @@ def _build_generator(plan: RunPlan, data: _ZooData, cache: Path, registry: Regis
         progress.advance,
         source_latents=source,
     )
+    generator.cpu()
+    prompter.cpu()
     folder = plan.folder(cache, "generator")
     generator.save(folder / "generator")
     prompter.save(folder / "prompter")
