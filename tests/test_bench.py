@@ -13,7 +13,7 @@ from weightspace.bench import LocalExecutor, Node, execute, plan_bench, run_benc
 from weightspace.cli import main
 from weightspace.errors import WeightspaceError
 from weightspace.matrix import Matrix
-from weightspace.report import load_results, write_report, write_results
+from weightspace.report import finetune_reach, load_results, write_report, write_results
 
 from .test_run import TINY_RUN
 
@@ -25,6 +25,7 @@ seeds = [0, 1]
 observed_frames = 3
 candidates = 2
 finetune_steps = 5
+finetune_budgets = [2, 5]
 baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]
 
 [systems.lotka-volterra]
@@ -95,6 +96,7 @@ def test_matrix_expands_into_cells_that_share_stages(matrix_file):
         ('observed_frames = 0\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "a positive integer, got 0"),
         ('[systems.lv]\nconfig = "tiny.toml"\narchitectures = "fno"\n[methods.a]\n', "architectures must be a"),
         ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n[sweeps]\nzoo_size = 4\n', "zoo_size must be a"),
+        ('finetune_budgets = [0]\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "finetune_budgets must be a"),
     ],
 )
 def test_bad_matrices_are_named(tmp_path, text, message):
@@ -110,6 +112,13 @@ def test_shipped_matrices_plan(name):
     methods = {c.method for c in plan.cells}
     assert {"dynadiff", "flat-vae", "single-stage", "flow-matching", "no-function-loss", "random-init-zoo"} <= methods
     assert {("lotka-volterra", "mlp-node"), ("lambda-omega", "fno")} <= {(c.system, c.architecture) for c in plan.cells}
+
+
+def test_finetune_reach_takes_the_smallest_budget_that_gets_there_or_bounds_it():
+    curve = [{"steps": 100, "rmse": 0.4, "seconds_per_env": 1.0}, {"steps": 10, "rmse": 0.6, "seconds_per_env": 0.1}]
+    assert finetune_reach(curve, 0.5) == {"reached": True, "steps": 100, "ms": 1000.0}
+    assert finetune_reach(curve, 0.7) == {"reached": True, "steps": 10, "ms": 100.0}
+    assert finetune_reach(curve, 0.3) == {"reached": False, "steps": 100, "ms": 1000.0}
 
 
 def _all_finite(rows):
@@ -131,6 +140,10 @@ def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys
     assert "**" in report  # the best of a column is bold
     for png in ("step-errors-lotka-volterra-mlp-node", "environment-map-lotka-volterra-mlp-node", "rmse-vs-zoo-size"):
         assert (out / f"{png}.png").stat().st_size > 1000
+    # finetune-L's budget curve (averaged over seeds) says how long it takes to reach dynadiff's RMSE
+    (curve,) = [r["budget_curve"] for r in summary if r["method"] == "finetune-L" and r["split"] == "test_out"]
+    assert [c["steps"] for c in curve] == [2, 5] and all(c["seconds_per_env"] > 0 for c in curve)
+    assert "finetune-L to reach generation's RMSE" in report and "not measured" not in report
     header = (out / "results.csv").read_text().splitlines()[0]
     assert header.startswith("system,architecture,method,group,sweep,sweep_value,split,n_seeds,rmse_mean")
     assert (out / "runs/lotka-volterra/mlp-node/flat-vae/seed1/run.json").is_file()

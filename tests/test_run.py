@@ -102,9 +102,14 @@ def test_train_generate_evaluate(tmp_path, capsys):
     assert "do not fit" in capsys.readouterr().err
 
     results = tmp_path / "results.json"
-    argv = ["evaluate", "--run", str(out), "--method", "dynadiff", "--method", "one-for-all", "--out", str(results)]
-    assert main([*argv, "--frames", "3", "--candidates", "2"]) == 0
+    argv = ["evaluate", "--run", str(out), "--method", "dynadiff", "--method", "finetune-L", "--out", str(results)]
+    capsys.readouterr()
+    assert main([*argv, "--frames", "3", "--candidates", "2", "--finetune-budgets", "2", "4"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "finetune-L reaches dynadiff's out RMSE" in printed and "its generation latency" in printed
     rows = json.loads(results.read_text())
+    (curve,) = [r["budget_curve"] for r in rows if r["method"] == "finetune-L" and r["split"] == "test_out"]
+    assert [c["steps"] for c in curve] == [2, 4]
     dyn = [r for r in rows if r["method"] == "dynadiff"]
     assert {r["split"] for r in dyn} == {"test_in", "test_out"}
     assert all(r["gen_latency_ms"] > 0 and r["peak_rss_mb"] > 0 and r["rmse_mean"] > 0 for r in dyn)

@@ -76,7 +76,10 @@ class BenchPlan:
 def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
     spec = {"kind": cell.evaluate, "observed_frames": cell.observed_frames, "method": cell.method}
     if cell.evaluate == "baselines":
-        return {**spec, "baselines": list(matrix.baselines), "finetune_steps": matrix.finetune_steps}
+        spec |= {"baselines": list(matrix.baselines), "finetune_steps": matrix.finetune_steps}
+        if matrix.finetune_budgets and "finetune-L" in matrix.baselines:
+            spec["finetune_budgets"] = list(matrix.finetune_budgets)
+        return spec
     spec["candidates"] = matrix.candidates
     if cell.evaluate == "diffusion-init":
         spec["finetune_steps"] = matrix.finetune_steps
@@ -143,7 +146,13 @@ def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -
     frames = spec["observed_frames"]
     if spec["kind"] == "baselines":
         zoo = Zoo.load(plan.folder(cache, "zoo"))
-        return evaluate_zoo(zoo, spec["baselines"], observed_frames=frames, finetune_steps=spec["finetune_steps"])
+        return evaluate_zoo(
+            zoo,
+            spec["baselines"],
+            observed_frames=frames,
+            finetune_steps=spec["finetune_steps"],
+            finetune_budgets=spec.get("finetune_budgets", ()),
+        )
     link_run(plan, run_dir, cache)
     run = Run.load(run_dir)
     if spec["kind"] == "diffusion-init":

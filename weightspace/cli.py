@@ -36,7 +36,7 @@ from weightspace.hookspecs import KINDS
 from weightspace.matrix import Matrix
 from weightspace.plots import plot_dataset_preview, plot_error_curves, plot_finetune_curves
 from weightspace.registry import default_registry
-from weightspace.report import load_results, methods_table, write_report, write_results
+from weightspace.report import finetune_reach, load_results, methods_table, write_report, write_results
 from weightspace.run import Run, RunConfig, train_run
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors
@@ -355,6 +355,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             observed_frames=args.frames,
             finetune_steps=args.finetune_steps,
             finetune_lr=args.finetune_lr,
+            finetune_budgets=args.finetune_budgets,
             log=log,
         )
         if run is not None and run.method in methods:
@@ -397,7 +398,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             "NN ratio: median function distance of generated experts to their nearest zoo expert, over that "
             "of zoo experts to the nearest expert of another environment (below 1: close to copies)"
         )
+    generated_out = {r["method"]: r for r in rows if r["split"] == "test_out" and "gen_latency_ms" in r}
     for r in rows:
+        if "budget_curve" in r:
+            points = ", ".join(
+                f"{c['steps']} steps {c['rmse']:.4f} in {1000 * c['seconds_per_env']:.0f} ms" for c in r["budget_curve"]
+            )
+            console.print(f"finetune-L out of domain by budget (RMSE, time per environment): {points}")
+            for method, g in generated_out.items():
+                reach = finetune_reach(r["budget_curve"], g["rmse_mean"])
+                what = f"after {reach['steps']} steps" if reach["reached"] else f"not within {reach['steps']} steps"
+                bound = "" if reach["reached"] else "≥ "
+                latency = g["gen_latency_ms"]
+                console.print(
+                    f"finetune-L reaches {method}'s out RMSE {g['rmse_mean']:.4f} {what} ({reach['ms']:.0f} ms): "
+                    f"{bound}{reach['ms'] / latency:.1f}x its generation latency ({latency:.0f} ms)"
+                )
         if "finetune" in r:
             f = r["finetune"]
             reached = ", ".join(f"{k} {v if v is not None else 'never'}" for k, v in f["steps_to_target"].items())
@@ -620,6 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--finetune-steps", type=int, default=100, help="gradient steps of finetune-L and diffusion-init (default: 100)"
     )
     p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
+    p.add_argument(
+        "--finetune-budgets",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="STEPS",
+        help="also run finetune-L out of domain with each of these step budgets, to see how long fine-tuning "
+        "takes to reach the generated experts' RMSE (e.g. 10 30 100 300 1000)",
+    )
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
     p.set_defaults(func=_cmd_evaluate)
 

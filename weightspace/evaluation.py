@@ -113,6 +113,34 @@ def adapt_baseline(
     return finetune_observed(zoo, env_index, observed, finetune_steps, finetune_lr)
 
 
+def finetune_budget_curve(
+    zoo: Zoo,
+    env_index: torch.Tensor,
+    environments: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    budgets: Sequence[int],
+    *,
+    observed_frames: int,
+    finetune_lr: float | None = None,
+) -> list[dict[str, float]]:
+    """finetune-L's out-of-domain RMSE and wall time per environment at each step budget, each budget
+    a fine-tuning run of its own (with its own learning-rate schedule, as a user with that budget
+    would run it): what it costs fine-tuning to reach the RMSE a generated expert has at once."""
+    curve = []
+    for steps in sorted(set(budgets)):
+        adapted = adapt_baseline(
+            zoo,
+            "finetune-L",
+            "test_out",
+            env_index,
+            observed_frames=observed_frames,
+            finetune_steps=steps,
+            finetune_lr=finetune_lr,
+        )
+        row = scored_row(zoo, "finetune-L", "test_out", adapted.params, environments)
+        curve.append({"steps": steps, "rmse": row["rmse_mean"], "seconds_per_env": adapted.seconds_per_env})
+    return curve
+
+
 def evaluate_zoo(
     zoo: Zoo,
     methods: Sequence[str],
@@ -120,9 +148,14 @@ def evaluate_zoo(
     observed_frames: int = 4,
     finetune_steps: int = 100,
     finetune_lr: float | None = None,
+    finetune_budgets: Sequence[int] = (),
     log: Callable[[str], None] = lambda _msg: None,
 ) -> list[dict[str, Any]]:
-    """Rows for every baseline method on both test splits of the zoo's dataset."""
+    """Rows for every baseline method on both test splits of the zoo's dataset. With
+    ``finetune_budgets``, finetune-L's out-of-domain row also holds its ``budget_curve``
+    (:func:`finetune_budget_curve`)."""
+    if any(b < 1 for b in finetune_budgets):
+        raise ConfigError(f"finetune budgets must be positive step counts; got {list(finetune_budgets)}")
     dataset = zoo.dataset()
     rows = []
     for split in TEST_SPLITS:
@@ -144,6 +177,16 @@ def evaluate_zoo(
                 "nearest-zoo": {"observed_frames": observed_frames},
                 "finetune-L": {"observed_frames": observed_frames, "finetune_steps": finetune_steps},
             }[method]
+            if method == "finetune-L" and split == "test_out" and finetune_budgets:
+                log(f"finetune-L at {len(set(finetune_budgets))} step budgets on {split}")
+                extra["budget_curve"] = finetune_budget_curve(
+                    zoo,
+                    env_index,
+                    (env_index, env_params, traj),
+                    finetune_budgets,
+                    observed_frames=observed_frames,
+                    finetune_lr=finetune_lr,
+                )
             rows.append(
                 scored_row(
                     zoo,

@@ -7,6 +7,8 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     observed_frames = 4                # L of the main tables
     candidates = 16                    # generated candidates per environment
     finetune_steps = 100               # finetune-L and diffusion-init
+    finetune_budgets = [10, 100, 1000] # optional: finetune-L out of domain at each budget, to time
+                                       # how long fine-tuning takes to reach the generated RMSE
     baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]
 
     [set]                              # merged into every cell's run config (like `extends`)
@@ -57,7 +59,7 @@ EVALUATIONS = ("generated", "diffusion-init")
 SWEEPS = ("observed_frames", "zoo_size")
 BASELINES_LABEL = "baselines"
 """The label of the cell that evaluates a matrix's baselines."""
-MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_steps", "baselines")
+MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_steps", "finetune_budgets", "baselines")
 MATRIX_KEYS += ("set", "systems", "methods", "ablations", "sweeps")
 
 
@@ -117,6 +119,7 @@ class Matrix:
     observed_frames: int = 4
     candidates: int = 16
     finetune_steps: int = 100
+    finetune_budgets: tuple[int, ...] = ()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Matrix:
@@ -168,6 +171,8 @@ class Matrix:
                 options[key] = value
         if "profile" in data:
             options["profile"] = str(data["profile"])
+        if "finetune_budgets" in data:
+            options["finetune_budgets"] = _list_of(data, "finetune_budgets", int, where, positive=True)
         changes = _table(data, "set", where)
         _check_changes(changes, f"{where} [set]")
         methods = _variants(_table(data, "methods", where), f"{where} [methods]")

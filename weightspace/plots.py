@@ -129,24 +129,23 @@ def plot_sweep(rows: list[dict], sweep: str, title: str, path: str | os.PathLike
 
 
 def plot_generation_cost(cost: list[dict], path: str | os.PathLike) -> None:
-    """Milliseconds per unseen environment of generation and of fine-tuning, with the RMSE each reaches."""
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(cost), 3.8))
-    x = range(len(cost))
-    for shift, (kind, label) in zip((-0.2, 0.2), (("generation", "generation"), ("finetune", "finetune-L"))):
-        bars = ax.bar([i + shift for i in x], [c[f"{kind}_ms"] for c in cost], width=0.4, label=label)
-        for bar, c in zip(bars, cost):
-            ax.annotate(
-                f"RMSE {c[f'{kind}_rmse']:.3f}",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-            )
-    ax.set_xticks(list(x), [f"{c['system']}\n{c['architecture']}" for c in cost])
-    ax.set_yscale("log")
-    ax.set_ylabel("ms per environment")
-    ax.set_title("generating vs. fine-tuning an expert")
-    ax.legend(fontsize=8)
+    """Out-of-domain RMSE against milliseconds per unseen environment, one panel per system:
+    generation as one point, finetune-L as its curve over step budgets (each point labelled with
+    its steps), so one sees how much fine-tuning buys the generated expert's accuracy."""
+    fig, axes = plt.subplots(1, len(cost), figsize=(4.2 * len(cost), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], cost):
+        curve = sorted(c["finetune_curve"], key=lambda p: p["steps"] or 0)
+        ms = [1000 * p["seconds_per_env"] for p in curve]
+        ax.plot(ms, [p["rmse"] for p in curve], "o-", color="tab:orange", label="finetune-L")
+        for x, p in zip(ms, curve):
+            ax.annotate(f"{p['steps']}", (x, p["rmse"]), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.plot([c["generation_ms"]], [c["generation_rmse"]], "*", ms=12, color="tab:blue", label="generation")
+        ax.set_xscale("log")
+        ax.set_xlabel("ms per environment")
+        ax.set_ylabel("out-of-domain RMSE")
+        ax.set_title(f"{c['system']} / {c['architecture']}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("generating vs. fine-tuning an expert (labels: fine-tuning steps)", fontsize=9)
     _save(fig, path)
 
 

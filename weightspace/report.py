@@ -93,6 +93,14 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for name in AVERAGED:
             record[name] = _mean(m.get(name) for m in members)
+        budgets: dict[int, list] = defaultdict(list)
+        for point in (p for m in members for p in m.get("budget_curve", ())):
+            budgets[point["steps"]].append(point)
+        if budgets:
+            record["budget_curve"] = [
+                {"steps": k, **{f: statistics.fmean(p[f] for p in ps) for f in ("rmse", "seconds_per_env")}}
+                for k, ps in sorted(budgets.items())
+            ]
         summary.append(record)
     reference = {(r["system"], r["architecture"], r["split"]): r["rmse_mean"] for r in summary if _is_upper(r)}
     for r in summary:
@@ -273,19 +281,21 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         written.append(png)
         rows = [
             f"| {c['system']} / {c['architecture']} | {c['generation_ms']:.0f} | {c['generation_rmse']:.4f}"
-            f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f} | {c['finetune_ms'] / c['generation_ms']:.1f}x |"
+            f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f} | {_reach_cells(c)} |"
             for c in cost
         ]
         sections += [
             "## Generation vs. fine-tuning",
             f"Per unseen environment: `{main}` generation (prompt, sample, decode, rebuild, pick the best candidate; "
             "no gradient step) against fine-tuning the base on the same observed frames (finetune-L, batched over "
-            "the environments), each as timed by the node that evaluated it.",
+            "the environments), each as timed by the node that evaluated it. The last columns say how long "
+            "finetune-L needs to reach the generated experts' out-of-domain RMSE: the smallest of the matrix's "
+            "`finetune_budgets` that does, or (≥) the largest tried when none does.",
             "\n".join(
                 [
                     "| system | generation (ms) | its out RMSE | finetune-L (ms) | its out RMSE "
-                    "| fine-tuning ÷ generation |",
-                    "|---|---|---|---|---|---|",
+                    "| finetune-L to reach generation's RMSE | that ÷ generation |",
+                    "|---|---|---|---|---|---|---|",
                     *rows,
                 ]
             ),
@@ -321,6 +331,29 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
     return written
 
 
+def _point(row: dict[str, Any]) -> dict[str, float]:
+    return {"rmse": row["rmse_mean"], "seconds_per_env": row["seconds_per_env"]}
+
+
+def _reach_cells(cost: dict[str, Any]) -> str:
+    reach = cost["reach"]
+    if reach is None:
+        return "not measured (no finetune_budgets) | -"
+    bound = "" if reach["reached"] else "≥ "
+    what = f"{reach['steps']} steps, {reach['ms']:.0f} ms" if reach["reached"] else f"not in {reach['steps']} steps"
+    return f"{what} | {bound}{reach['ms'] / cost['generation_ms']:.1f}x"
+
+
+def finetune_reach(curve: list[dict[str, float]], target_rmse: float) -> dict[str, Any]:
+    """Where finetune-L's budget curve first gets to ``target_rmse``: ``steps`` and ``ms`` per
+    environment of the smallest budget that does (``reached``), else the largest budget tried
+    (a lower bound on what reaching it would take)."""
+    ordered = sorted(curve, key=lambda c: c["steps"])
+    hit = next((c for c in ordered if c["rmse"] <= target_rmse), None)
+    point = hit or ordered[-1]
+    return {"reached": hit is not None, "steps": point["steps"], "ms": 1000 * point["seconds_per_env"]}
+
+
 def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[dict[str, Any]]:
     out_rows = {
         (r["system"], r["architecture"], r["method"], r["group"]): r for r in summary if r["split"] == "test_out"
@@ -338,6 +371,13 @@ def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[
                     "generation_rmse": generated["rmse_mean"],
                     "finetune_ms": 1000 * finetuned["seconds_per_env"],
                     "finetune_rmse": finetuned["rmse_mean"],
+                    "finetune_curve": finetuned.get("budget_curve")
+                    or [{"steps": finetuned.get("finetune_steps"), **_point(finetuned)}],
+                    "reach": (
+                        finetune_reach(finetuned["budget_curve"], generated["rmse_mean"])
+                        if finetuned.get("budget_curve")
+                        else None
+                    ),
                 }
             )
     return cost
