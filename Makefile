@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # rerun resumes; ends with the results table and the path of the report.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
-	$(BIN)/weightspace bench benchmarks/matrices/quick.toml --out runs/demo --jobs 2
+	$(BIN)/weightspace bench benchmarks/matrices/demo.toml --out runs/demo --jobs 2
 	@echo "report: runs/demo/report.md (plots beside it); redraw with: $(BIN)/weightspace report runs/demo"
 
 test: $(STAMP) lint

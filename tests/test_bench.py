@@ -121,6 +121,12 @@ def test_finetune_reach_takes_the_smallest_budget_that_gets_there_or_bounds_it()
     assert finetune_reach(curve, 0.3) == {"reached": False, "steps": 100, "ms": 1000.0}
 
 
+def test_demo_matrix_plans_dynadiff_and_the_baselines_with_budgets():
+    matrix = Matrix.from_toml(REPO / "benchmarks" / "matrices" / "demo.toml")
+    plan = plan_bench(matrix)
+    assert {c.method for c in plan.cells} == {"dynadiff", "baselines"} and matrix.finetune_budgets
+
+
 def _all_finite(rows):
     return all(math.isfinite(r["rmse_mean"]) and r["rmse_mean"] > 0 for r in rows)
 
