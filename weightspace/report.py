@@ -359,6 +359,7 @@ def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[
         generated = out_rows.get((system, arch, method, "method"))
         finetuned = out_rows.get((system, arch, "finetune-L", "baseline"))
         if generated and finetuned and generated.get("gen_latency_ms"):
+            budgets = finetuned.get("budget_curve")
             cost.append(
                 {
                     "system": system,
@@ -368,15 +369,11 @@ def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[
                     "finetune_ms": 1000 * finetuned["seconds_per_env"],
                     "finetune_rmse": finetuned["rmse_mean"],
                     # without budgets, the one fine-tuning run the baselines made (its steps not summarized)
-                    "finetune_curve": finetuned.get("budget_curve")
+                    "finetune_curve": budgets
                     or [
                         {"steps": None, "rmse": finetuned["rmse_mean"], "seconds_per_env": finetuned["seconds_per_env"]}
                     ],
-                    "reach": (
-                        finetune_reach(finetuned["budget_curve"], generated["rmse_mean"])
-                        if finetuned.get("budget_curve")
-                        else None
-                    ),
+                    "reach": finetune_reach(budgets, generated["rmse_mean"]) if budgets else None,
                 }
             )
     return cost
