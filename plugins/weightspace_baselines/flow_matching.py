@@ -78,12 +78,11 @@ class FlowMatching(LatentModel):
         return self.source_mean + self.source_std * noise
 
     def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        condition = self.drop_condition(condition, generator)
-        x1 = self.standardize(latents)
+        x1, condition, regression = self.training_targets(latents, condition, generator)
         x0 = self._source(len(x1), generator)
         t = torch.rand(len(x1), generator=generator).to(x1.device)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
-        return (self.denoiser(xt, TIME_SCALE * t, condition) - (x1 - x0)).pow(2).mean()
+        return (self.denoiser(xt, TIME_SCALE * t, condition) - (x1 - x0)).pow(2).mean() + regression
 
     def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         velocity = self.guided(condition)
@@ -97,4 +96,4 @@ class FlowMatching(LatentModel):
                 times,
                 method=self.config.solver,
             )
-        return self.unstandardize(path[-1])
+        return self.sampled_latents(path[-1], condition)

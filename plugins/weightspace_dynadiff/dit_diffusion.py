@@ -50,14 +50,11 @@ class LatentDiffusion(LatentModel):
         self.schedule = NoiseSchedule(config.schedule, config.train_steps)
 
     def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        condition = self.drop_condition(condition, generator)
-        return diffusion_loss(
-            lambda x, t: self.denoiser(x, t, condition),
-            self.standardize(latents),
-            self.schedule,
-            generator,
-            self.config.prediction,
+        x0, condition, regression = self.training_targets(latents, condition, generator)
+        loss = diffusion_loss(
+            lambda x, t: self.denoiser(x, t, condition), x0, self.schedule, generator, self.config.prediction
         )
+        return loss + regression
 
     def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
@@ -71,7 +68,7 @@ class LatentDiffusion(LatentModel):
                 self.config.clip_sample or None,
                 self.config.prediction,
             )
-        return self.unstandardize(x)
+        return self.sampled_latents(x, condition)
 
 
 @dataclass(frozen=True)

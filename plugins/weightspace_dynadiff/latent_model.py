@@ -13,6 +13,14 @@ matching lives in the ``weightspace_baselines`` plugin); the network is chosen b
 - Classifier-free guidance: during training the condition is replaced by a learned null condition
   with probability ``condition_dropout``; at sampling the conditional and unconditional outputs are
   mixed with ``guidance`` (1 = conditional only).
+- Optionally (``mean_head`` > 0, off in the paper's DynaDiff) an MLP regresses the environment's
+  mean standardized latent from the condition, and the objective models only what remains, as
+  CorrDiff does for weather (Mardani et al., 2023: regression for the mean, diffusion for the rest).
+  Why: zoo latents of different environments are far apart in a space of a thousand dimensions, so
+  a noised latent names its environment at all but the noisiest timesteps, and the optimal denoiser
+  gains from the condition only there. The denoiser's loss barely rewards reading the prompt; on
+  lambda-omega a trained DiT ignored it (its loss was the same with the right, a wrong or the null
+  condition) and sampled experts of the wrong environment. A regression head has the full signal.
 """
 
 from __future__ import annotations
@@ -32,9 +40,13 @@ from weightspace.config import require_positive
 class GuidanceConfig:
     condition_dropout: float = 0.1
     guidance: float = 1.0
+    mean_head: int = 0
+    """Hidden width of the MLP regressing each environment's mean latent from the condition (0: none)."""
 
     def __post_init__(self) -> None:
         require_positive(self, "guidance")
+        if self.mean_head < 0:
+            raise ValueError(f"mean_head must be >= 0 (0: no mean head), got {self.mean_head}")
         if not 0 <= self.condition_dropout < 1:
             raise ValueError("condition_dropout must be in [0, 1)")
 
@@ -46,6 +58,10 @@ class LatentModel(Generator):
         super().__init__(config, context)
         self.denoiser = self.build_denoiser()
         self.null_condition = nn.Parameter(torch.zeros(context.condition_dim))
+        width, size = config.mean_head, context.latent_tokens * context.latent_dim
+        self.mean_head = (
+            nn.Sequential(nn.Linear(context.condition_dim, width), nn.GELU(), nn.Linear(width, size)) if width else None
+        )
         self.register_buffer("latent_mean", torch.zeros(context.latent_tokens, context.latent_dim))
         self.register_buffer("latent_std", torch.ones(context.latent_tokens, context.latent_dim))
 
@@ -67,6 +83,27 @@ class LatentModel(Generator):
 
     def unstandardize(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.latent_std + self.latent_mean
+
+    def regressed_mean(self, condition: torch.Tensor) -> torch.Tensor:
+        """The mean head's standardized latent ``[B, N, z]`` for each condition (zeros without a head)."""
+        if self.mean_head is None:
+            return condition.new_zeros(condition.shape[0], *self.latent_shape)
+        return self.mean_head(condition).view(condition.shape[0], *self.latent_shape)
+
+    def training_targets(
+        self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What an objective models, from latents ``[B, N, z]`` and their conditions: the standardized
+        latents less the regressed mean, the conditions after dropout, and the mean head's MSE (0
+        without a head) for the objective to add to its loss."""
+        x = self.standardize(latents)
+        mean = self.regressed_mean(condition)
+        regression = (mean - x).pow(2).mean() if self.mean_head is not None else x.new_zeros(())
+        return x - mean.detach(), self.drop_condition(condition, generator), regression
+
+    def sampled_latents(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Latents from what the sampler produced (the inverse of :meth:`training_targets`)."""
+        return self.unstandardize(x + self.regressed_mean(condition))
 
     def drop_condition(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The batch's conditions, each replaced by the null condition with probability ``condition_dropout``."""

@@ -6,7 +6,16 @@
   variance, energy, enstrophy summed over channels; components and second moments for ODE states),
   their temporal mean and trend over the L frames, through an MLP (after a signed log to tame scales);
 - implicit: each frame's 2-D FFT truncated to the ``modes`` lowest frequencies per axis (real and
-  imaginary parts) through a GRU, whose final hidden state is kept. For ODE states the GRU reads each
+  imaginary parts) through a GRU, whose final hidden state is kept. With ``spectrum = "shells"``
+  the GRU reads, instead, spectra averaged over square wavenumber shells ``max(|kx|, |ky|) = k < modes``:
+  each pair of channels' cross-spectrum within the frame and from the frame to the next (zero lag
+  and lag one, real and imaginary parts, signed log). They do not change when the field is shifted
+  or turned by quarter turns, so they describe the dynamics rather than where the initial condition
+  put its features: on lambda-omega (24 training trajectories), the raw modes fitted the training
+  windows' parameters to an MSE of 0.001 and missed unseen trajectories' by 0.42 (normalized to
+  [-1, 1], i.e. no better than the mean), while shells missed them by 0.13. Use ``modes`` where the
+  environment sets a pattern in space (a forcing's phase on navier-stokes: 0.014 with modes, 0.26
+  with shells). For ODE states the GRU reads each
   state with its change to the next frame (zero for the last): the sampled vector field, from which
   the equation's coefficients can be read (a Fourier spectrum of a few scalars would say nothing).
   Changes between frames are a few percent of the state's spread, so they are divided by their
@@ -21,7 +30,7 @@ normalized environment parameters from it (``aux_loss``). Any L >= 1 works; trai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -45,10 +54,31 @@ class StatsPrompterConfig:
 class DynamicsPrompterConfig(StatsPrompterConfig):
     modes: int = 6
     """Lowest Fourier modes kept per axis for the implicit branch (fields only)."""
+    spectrum: Literal["modes", "shells"] = "modes"
+    """What the implicit branch reads of each field frame: its low ``modes``, or shell-averaged spectra."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, "modes")
+        if self.spectrum not in ("modes", "shells"):
+            raise ValueError(f"spectrum must be 'modes' or 'shells', got {self.spectrum!r}")
+
+
+def shell_spectra(frames: torch.Tensor, shells: int) -> torch.Tensor:
+    """Per frame of ``[B, L, C, H, W]``, the zero-lag and lag-one cross-spectra of every channel pair
+    averaged over the square wavenumber shells ``max(|kx|, |ky|) = 0 .. shells - 1``: ``[B, L, F]``
+    (real and imaginary parts, signed log). The last frame's lag-one spectrum pairs it with itself."""
+    spec = torch.fft.fft2(frames, norm="ortho")
+    h, w = frames.shape[-2:]
+    ky, kx = (torch.fft.fftfreq(n, 1 / n, device=frames.device).abs() for n in (h, w))
+    shell = torch.maximum(ky[:, None], kx[None, :]).long()
+    keep = shell < shells
+    average = nn.functional.one_hot(shell[keep], shells).float()
+    average = (average / average.sum(dim=0).clamp_min(1)).to(spec.dtype)
+    low = spec[..., keep]  # [B, L, C, K]
+    following = torch.cat([low[:, 1:], low[:, -1:]], dim=1)
+    pairs = [torch.einsum("blak,blck->black", low, other.conj()) for other in (low, following)]
+    return signed_log(torch.view_as_real(torch.stack(pairs, dim=2) @ average).flatten(2))
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -90,6 +120,8 @@ class DynamicsPrompter(Prompter):
             change = torch.diff(frames, dim=1, append=frames[:, -1:]) / self.change_std
             return torch.cat([frames, change], dim=-1)
         m = self.config.modes
+        if self.config.spectrum == "shells":
+            return shell_spectra(frames, m)
         spec = torch.fft.rfft2(frames, norm="ortho")
         low = torch.cat([spec[..., :m, :m], spec[..., -m:, :m]], dim=-2)
         return torch.view_as_real(low).flatten(2)

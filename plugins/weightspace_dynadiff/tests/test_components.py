@@ -11,7 +11,7 @@ from weightspace.testing import check_component_round_trip
 from weightspace_dynadiff.diffusion import PREDICTIONS, NoiseSchedule, ddim_sample, diffusion_loss
 from weightspace_dynadiff.dit_diffusion import DiTDiffusion
 from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter
+from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter, shell_spectra
 
 
 def _context(adapter, state_shape, **extra):
@@ -48,6 +48,7 @@ def test_components_round_trip_through_a_folder(tmp_path, mlp):
     components = [
         GraphVAE.from_overrides({"width": 16, "latent_dim": 4, "heads": 2}, context),
         DiTDiffusion.from_overrides({"hidden": 16, "depth": 1, "heads": 2}, context),
+        DiTDiffusion.from_overrides({"hidden": 16, "depth": 1, "heads": 2, "mean_head": 8}, context),
         DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
         OraclePrompter.from_overrides({"dim": 8, "hidden": 8}, context),
     ]
@@ -64,6 +65,45 @@ def test_dit_starts_at_zero_and_ddim_is_deterministic(mlp):
     b = gen.sample(cond, torch.Generator().manual_seed(7))
     c = gen.sample(cond, torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def _two_clusters(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Latents ``[n, 5, 3]`` of two environments at +-centre with spread 0.1, and their conditions."""
+    centre = torch.linspace(-1, 1, 15).view(5, 3)
+    group = torch.arange(n) % 2
+    sign = (2 * group - 1).float().view(-1, 1, 1)
+    latents = sign * centre + 0.1 * torch.randn(n, 5, 3, generator=generator)
+    conditions = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])[group]
+    return latents, conditions, centre
+
+
+def test_mean_head_samples_the_prompted_environment(mlp):
+    """With a mean head, a briefly trained generator puts each condition's samples at its own
+    environment's latents: the regression reads the condition with the full signal."""
+    torch.manual_seed(0)
+    context = _context(mlp, (2,), latent_tokens=5, latent_dim=3, condition_dim=4)
+    gen = DiTDiffusion.from_overrides(
+        {"hidden": 16, "depth": 1, "heads": 2, "sample_steps": 10, "mean_head": 32}, context
+    )
+    rng = torch.Generator().manual_seed(1)
+    latents, conditions, centre = _two_clusters(64, rng)
+    gen.fit_scale(latents)
+    optimizer = torch.optim.Adam(gen.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = gen.training_loss(latents, conditions, rng)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        samples = gen.sample(conditions[:2].repeat(8, 1), torch.Generator().manual_seed(2))
+    error = (samples - torch.stack([-centre, centre]).repeat(8, 1, 1)).abs().mean()
+    assert error < 0.3, f"samples are {error:.3f} from their environment's centre (spread 1)"
+
+
+def test_mean_head_must_not_be_negative(mlp):
+    context = _context(mlp, (2,), latent_tokens=5, latent_dim=3, condition_dim=4)
+    with pytest.raises(ValueError, match="mean_head"):
+        DiTDiffusion.from_overrides({"mean_head": -1}, context)
 
 
 @pytest.mark.parametrize("prediction", PREDICTIONS)
@@ -97,15 +137,34 @@ def test_diffusion_loss_is_zero_for_the_exact_predictor(prediction):
     assert float(diffusion_loss(lambda x, t: torch.zeros_like(x), x0, schedule, torch.Generator(), prediction)) > 0.1
 
 
-@pytest.mark.parametrize("state_shape", [(2,), (2, 16, 16)])
-def test_dynamics_prompter_accepts_any_observation_length(mlp, state_shape):
-    prompter = DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8, "modes": 3}, _context(mlp, state_shape))
+@pytest.mark.parametrize(
+    ("state_shape", "spectrum"), [((2,), "modes"), ((2, 16, 16), "modes"), ((2, 16, 16), "shells")]
+)
+def test_dynamics_prompter_accepts_any_observation_length(mlp, state_shape, spectrum):
+    overrides = {"dim": 8, "hidden": 8, "modes": 3, "spectrum": spectrum}
+    prompter = DynamicsPrompter.from_overrides(overrides, _context(mlp, state_shape))
     for length in (1, 2, 5):
         cond = prompter(torch.randn(3, length, *state_shape), torch.zeros(3, 2))
         assert cond.shape == (3, 8) and torch.isfinite(cond).all()
     loss = prompter.aux_loss(cond, torch.zeros(3, 2))
     loss.backward()
     assert prompter.aux.weight.grad is not None
+
+
+def test_shell_spectra_ignore_shifts_and_quarter_turns_but_not_the_dynamics():
+    """Shell spectra describe a field's dynamics, not where its features sit: shifting or turning
+    every frame leaves them unchanged, while a different motion (here reversed time) changes them."""
+    frames = torch.randn(2, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    features = shell_spectra(frames, 5)
+    assert features.shape == (2, 3, 2 * 2 * 2 * 5 * 2)
+    for moved in (frames.roll((3, -5), dims=(-2, -1)), frames.rot90(1, dims=(-2, -1))):
+        torch.testing.assert_close(shell_spectra(moved, 5), features, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(shell_spectra(frames.flip(1), 5)[:, 0], features[:, 0], atol=1e-3)
+
+
+def test_dynamics_prompter_rejects_an_unknown_spectrum(mlp):
+    with pytest.raises(ValueError, match="spectrum"):
+        DynamicsPrompter.from_overrides({"spectrum": "wavelets"}, _context(mlp, (2, 16, 16)))
 
 
 def test_graph_normalizer_of_a_zoo_is_invertible(mlp):
