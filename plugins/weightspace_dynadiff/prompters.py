@@ -15,9 +15,10 @@
   windows' parameters to an MSE of 0.001 and missed unseen trajectories' by 0.42 (normalized to
   [-1, 1], i.e. no better than the mean), while shells missed them by 0.13. Use ``modes`` where the
   environment sets a pattern in space (a forcing's phase on navier-stokes: 0.014 with modes, 0.26
-  with shells). For ODE states the GRU reads each
-  state with its change to the next frame (zero for the last): the sampled vector field, from which
-  the equation's coefficients can be read (a Fourier spectrum of a few scalars would say nothing).
+  with shells).
+  For ODE states the GRU reads each state with its change to the next frame (zero for the last):
+  the sampled vector field, from which the equation's coefficients can be read (a Fourier spectrum
+  of a few scalars would say nothing).
   Changes between frames are a few percent of the state's spread, so they are divided by their
   standard deviation in the training trajectories (``fit_scale``); without that, an MLP on
   consecutive LV states regressed (b, d) with an MSE of 0.3, with it 0.09-0.12 (normalized to [-1, 1]).
