@@ -1,6 +1,7 @@
 """The staged run: train (cached, resumable), generate an expert, evaluate dynadiff; experts export cleanly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from neuralop.models import FNO
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.generation import load_expert, save_expert
-from weightspace.run import Run
+from weightspace.run import Run, RunConfig, plan_run
 from weightspace.storage import save_tensors
 
 TINY_RUN = """
@@ -172,3 +173,10 @@ def test_saved_fno_expert_loads_into_a_plain_neuraloperator_fno(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(plain(x), adapter.functional(params, x)[0], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(load_expert(tmp_path)(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_run_configs_resolve(path):
+    """Every example config names registered plugins and valid settings (a typo fails here, not an hour into a run)."""
+    plan = plan_run(RunConfig.from_toml(path))
+    assert set(plan.keys) == {"zoo", "encoder", "generator"}
