@@ -9,6 +9,7 @@ from neuralop.models import FNO
 
 import weightspace as ws
 from weightspace.cli import main
+from weightspace.errors import ConfigError
 from weightspace.generation import load_expert, save_expert
 from weightspace.run import Run, RunConfig, plan_run
 from weightspace.storage import save_tensors
@@ -176,7 +177,15 @@ def test_saved_fno_expert_loads_into_a_plain_neuraloperator_fno(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.stem)
-def test_shipped_run_configs_resolve(path):
-    """Every example config names registered plugins and valid settings (a typo fails here, not an hour into a run)."""
-    plan = plan_run(RunConfig.from_toml(path))
+def test_shipped_run_configs_resolve(path, tmp_path, monkeypatch):
+    """Every example config names registered plugins and valid settings (a typo fails here, not an hour
+    into a run). Run where no imported data exists: a config over imported data (system ``gridded``)
+    must then say how to write it, after its encoder, generator and prompter sections resolved."""
+    monkeypatch.chdir(tmp_path)
+    config = RunConfig.from_toml(path)
+    if config.system == "gridded":
+        with pytest.raises(ConfigError, match="weightspace import gridded"):
+            plan_run(config)
+        return
+    plan = plan_run(config)
     assert set(plan.keys) == {"zoo", "encoder", "generator"}
