@@ -23,7 +23,8 @@ matching lives in the ``weightspace_baselines`` plugin); the network is chosen b
   condition) and sampled experts of the wrong environment. A regression head has the full signal.
   It is off by default because the head also extrapolates the prompt to unseen environments, where
   sampling without it hedges across candidates: out of domain it helped lambda-omega (0.167 vs
-  0.169) but hurt Lotka-Volterra (0.350 vs 0.207) and navier-stokes (0.533 vs 0.482).
+  0.169) but hurt Lotka-Volterra (0.350 vs 0.207) and navier-stokes (0.533 vs 0.482, on its former
+  3 x 3 quick profile).
 """
 
 from __future__ import annotations
