@@ -35,6 +35,9 @@ class FNOConfig:
     out_channels: int = 1
     hidden_channels: int = 32
     n_modes: tuple[int, int] = (8, 8)
+    """Fourier modes kept per axis, counted as neuraloperator counts them: negative and positive
+    wavenumbers together, so (8, 8) keeps k in [-4, 3] x [0, 4], not the first 8 wavenumbers that
+    ``modes1 = 8`` kept in the original FNO code. (16, 16) keeps [-8, 7] x [0, 8]."""
     n_layers: int = 4
     lifting_channel_ratio: int = 2
     projection_channel_ratio: int = 2
