@@ -9,6 +9,8 @@ from weightspace.encoding import (
     WeightCodec,
     fit_encoder,
     fit_normalizer,
+    function_error,
+    nearest_function_error,
     permutation_sensitivity,
     reconstruction_error,
     split_holdout,
@@ -90,3 +92,16 @@ def test_network_centred_normalizer_brings_a_shuffled_zoo_into_one_order():
     matched = ws.graph.permute_params(adapter.spec, realigned, align_to(adapter.spec, realigned, in_order))
     assert all(torch.allclose(matched[k], in_order[k], atol=1e-5) for k in in_order)
     assert (naive["layers.0.weight"] - in_order["layers.0.weight"]).abs().max() > 0.1
+
+
+def test_nearest_function_error_is_the_smallest_pairwise_error():
+    """Checked against every pair, with a pool larger than one evaluation chunk (16 networks)."""
+    adapter, params, states, scale = _toy_zoo(n=40)
+    held = {k: v[:3] for k, v in params.items()}
+    pool = {k: v[3:] for k, v in params.items()}
+    nearest = nearest_function_error(adapter, held, pool, states[:64], scale)
+    for i in range(3):
+        one = {k: v[i : i + 1].expand(37, *v.shape[1:]) for k, v in held.items()}
+        assert torch.isclose(nearest[i], function_error(adapter, pool, one, states[:64], scale).min(), rtol=1e-4)
+    with_itself = {k: torch.cat([pool[k], held[k][1:2]]) for k in pool}
+    assert nearest_function_error(adapter, held, with_itself, states[:64], scale)[1] == 0

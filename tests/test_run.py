@@ -75,6 +75,7 @@ def test_train_generate_evaluate(tmp_path, capsys):
     assert stamps == {k: (out / v / "stage.json").stat().st_mtime_ns for k, v in stages.items() if k != "zoo"}
     held_out = json.loads((out / stages["encoder"] / "stage.json").read_text())["held_out"]
     assert held_out["permuted_10pct_function_change"] < 1e-6 < held_out["function_error"]
+    assert held_out["nearest_training_function_error"] > 0
 
     # spelling out a default changes nothing: stage keys hash the resolved configs
     config.write_text(TINY_RUN.replace("[encoder]\n", '[encoder]\nname = "graph-vae"\nbeta = 1e-4\n'))

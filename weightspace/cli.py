@@ -271,11 +271,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
     gen = json.loads((run.path / stages["generator"] / "stage.json").read_text())
     table.add_row("zoo", stages["zoo"], f"{run.zoo.n_experts} experts")
     held = enc["held_out"]
-    table.add_row(
-        "encoder",
-        stages["encoder"],
-        f"held-out weight MSE {held['weight_mse']:.4g}, function error {held['function_error']:.4g}",
-    )
+    summary = f"held-out weight MSE {held['weight_mse']:.4g}, function error {held['function_error']:.4g}"
+    if "nearest_training_function_error" in held:  # absent from stages built before it was measured
+        summary += f" (nearest training expert: {held['nearest_training_function_error']:.4g})"
+    table.add_row("encoder", stages["encoder"], summary)
     last = gen["history"][-1]
     table.add_row("generator", stages["generator"], f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
     console.print(table)

@@ -30,7 +30,7 @@ UPPER_BOUND = "one-per-env"
 GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value", "split")
 """A summary row per distinct value of these: a cell without its seed, and a split."""
 AVERAGED = ("rmse_std", "ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
-AVERAGED += ("encoder_function_error", "permuted_10pct_function_change")
+AVERAGED += ("encoder_function_error", "encoder_nearest_training_error", "permuted_10pct_function_change")
 """Scalar fields of the rows that the summary averages over seeds."""
 CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "ratio_to_one_per_env", *AVERAGED)
 
@@ -58,6 +58,7 @@ def gather(plan: Any, out: Path) -> list[dict[str, Any]]:
                     "sweep_value": value,
                     "nn_ratio": row.get("memorization", {}).get("ratio_other_env"),
                     "encoder_function_error": held.get("function_error"),
+                    "encoder_nearest_training_error": held.get("nearest_training_function_error"),
                     "permuted_10pct_function_change": held.get("permuted_10pct_function_change"),
                 }
             )
@@ -253,10 +254,13 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
                 ),
                 extra={
                     "encoder function error": lambda _in, out: _figure(out, "encoder_function_error"),
+                    "nearest training expert": lambda _in, out: _figure(out, "encoder_nearest_training_error"),
                     "10% permutation change": lambda _in, out: _figure(out, "permuted_10pct_function_change"),
                 },
             ),
-            "Encoder function error: normalized MSE between decoded and original held-out zoo experts' outputs. "
+            "Encoder function error: normalized MSE between decoded and original held-out zoo experts' outputs; "
+            "nearest training expert: the same error for the closest expert the encoder trained on (the floor that "
+            "retrieval sets). "
             "10% permutation change: how much decoded outputs move when 10% of hidden units are shuffled before "
             "encoding.",
         ]

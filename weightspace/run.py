@@ -37,6 +37,7 @@ from weightspace.encoding import (
     WeightCodec,
     fit_encoder,
     fit_normalizer,
+    nearest_function_error,
     permutation_sensitivity,
     reconstruction_error,
     split_holdout,
@@ -295,6 +296,9 @@ def _build_encoder(
     held = {k: v[held_idx] for k, v in data.params.items()}
     pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
     report = reconstruction_error(codec, held, probes[pick], zoo.scale)
+    report["nearest_training_function_error"] = float(
+        nearest_function_error(zoo.adapter, held, train_params, probes[pick], zoo.scale).mean()
+    )
     report["permuted_10pct_function_change"] = permutation_sensitivity(
         codec, held, probes[pick], zoo.scale, 0.1, config.seed
     )
