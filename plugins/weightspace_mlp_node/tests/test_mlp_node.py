@@ -17,7 +17,11 @@ def test_ensemble_rollout_equals_one_odeint_per_network():
 
 
 def test_fixed_step_rk4_converges_to_the_adaptive_solution():
-    params = MLPNodeAdapter(MLPNodeConfig(hidden_width=16)).init_params(2, seed=3)
+    """Weights scaled up 4x: a freshly initialized field is so slow that one RK4 step per frame is
+    already exact to float32 round-off (both errors 3.6e-6 at scale 1), which would test nothing.
+    At 4x one step is off by about 5e-5 and four substeps by about 3e-6."""
+    initial = MLPNodeAdapter(MLPNodeConfig(hidden_width=16)).init_params(2, seed=3)
+    params = {k: 4 * v for k, v in initial.items()}
     x0 = torch.tensor([[1.0, 2.0], [2.5, 1.5]])
     with torch.no_grad():
         reference = MLPNodeAdapter(MLPNodeConfig(hidden_width=16, solver="dopri5", tolerance=1e-9)).rollout(
@@ -28,4 +32,4 @@ def test_fixed_step_rk4_converges_to_the_adaptive_solution():
     err_coarse = float((coarse - reference).abs().max())
     err_fine = float((fine - reference).abs().max())
     assert err_fine < 1e-5
-    assert err_fine < err_coarse or err_coarse < 1e-6
+    assert err_fine < err_coarse / 4
