@@ -146,6 +146,9 @@ def test_run_config_errors(tmp_path, capsys):
     config.write_text('system = "lotka-volterra"\narchitecture = "mlp-node"\n[encodr]\nwidth = 3\n')
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
     assert "unknown section(s) encodr" in capsys.readouterr().err
+    config.write_text('architecture = "mlp-node"\n[system]\nn_seen = 3\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    assert "its settings go in [system_settings]" in capsys.readouterr().err
     config.write_text("system = [")
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "r")]) == 2
     assert "not valid TOML" in capsys.readouterr().err

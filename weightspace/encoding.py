@@ -89,9 +89,12 @@ def function_error(
     in units of the per-channel std (the expert outputs' scale)."""
     with torch.no_grad():
         target = adapter.functional(reference, probes)
-    out = adapter.functional(params, probes)
-    std = scale.std.to(out.device)
-    return ((out - target) / std).pow(2).flatten(1).mean(dim=1)
+    return _output_error(adapter.functional(params, probes), target, scale)
+
+
+def _output_error(outputs: torch.Tensor, target: torch.Tensor, scale: ChannelScale) -> torch.Tensor:
+    """Per-network mean squared difference ``[B]`` of outputs in units of the per-channel std."""
+    return ((outputs - target) / scale.std.to(outputs.device)).pow(2).flatten(1).mean(dim=1)
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,14 +189,13 @@ def nearest_function_error(
     error reads: a zoo's experts of one environment differ from each other by about as much
     (on navier-stokes quick, 0.7e-4 to 1.4e-3 per held-out expert, mean 4.4e-4, against the
     reconstructions' 1.2e-4 to 1.8e-3, mean 5.1e-4)."""
-    std = scale.std.to(probes.device)
     best = []
     with torch.no_grad():
-        targets = adapter.functional(params, probes) / std
+        targets = adapter.functional(params, probes)
         pool_size = next(iter(pool.values())).shape[0]
         for start in range(0, pool_size, 16):
-            outputs = adapter.functional({k: v[start : start + 16] for k, v in pool.items()}, probes) / std
-            best.append(torch.stack([(outputs - t).pow(2).flatten(1).mean(dim=1).min() for t in targets]))
+            outputs = adapter.functional({k: v[start : start + 16] for k, v in pool.items()}, probes)
+            best.append(torch.stack([_output_error(outputs, t, scale).min() for t in targets]))
     return torch.stack(best).min(dim=0).values
 
 

@@ -82,6 +82,12 @@ class RunConfig:
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
         top = {k: data.pop(k) for k in TOP_LEVEL if k in data}
+        for key, value in top.items():
+            expected = int if key == "seed" else str
+            if not isinstance(value, expected) or isinstance(value, bool):
+                section = {"system": "system_settings", "architecture": "architecture_config"}.get(key)
+                hint = f"; its settings go in [{section}]" if section and isinstance(value, dict) else ""
+                raise ConfigError(f"{where}: {key} must be a {expected.__name__}, not {value!r}{hint}")
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
