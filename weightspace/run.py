@@ -20,6 +20,7 @@ interrupted::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -82,19 +83,16 @@ class RunConfig:
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
         top = {k: data.pop(k) for k in TOP_LEVEL if k in data}
-        for key, value in top.items():
-            expected = int if key == "seed" else str
-            if not isinstance(value, expected) or isinstance(value, bool):
-                section = {"system": "system_settings", "architecture": "architecture_config"}.get(key)
-                hint = f"; its settings go in [{section}]" if section and isinstance(value, dict) else ""
-                raise ConfigError(f"{where}: {key} must be a {expected.__name__}, not {value!r}{hint}")
+        for key, section in (("system", "system_settings"), ("architecture", "architecture_config")):
+            if isinstance(top[key], dict):
+                raise ConfigError(f"{where}: {key} is the {key}'s name; its settings go in [{section}]")
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
         sections = {s: dict(data.get(s, {})) for s in SECTIONS}
         for kind, default in (("encoder", "graph-vae"), ("generator", "dit-diffusion"), ("prompter", "dynamics")):
             sections[kind].setdefault("name", default)
-        return cls(sections=sections, **top)
+        return dataclasses.replace(make_config(cls, top, owner=where), sections=sections)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in TOP_LEVEL}
