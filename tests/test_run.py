@@ -12,7 +12,7 @@ from weightspace.cli import main
 from weightspace.errors import ConfigError
 from weightspace.generation import load_expert, save_expert
 from weightspace.run import Run, RunConfig, plan_run
-from weightspace.storage import save_tensors
+from weightspace.storage import load_tensors, save_tensors
 
 TINY_RUN = """
 system = "lotka-volterra"
@@ -88,6 +88,22 @@ def test_train_generate_evaluate(tmp_path, capsys):
     again = json.loads((out / "run.json").read_text())["stages"]
     assert again["zoo"] == stages["zoo"] and again["encoder"] == stages["encoder"]
     assert again["generator"] != stages["generator"]
+
+    # a stage seed, for a seed study of one stage over the stages before it: the run's seed spelled
+    # out trains the same stage, another seed another one
+    def stage_weights(stage: str, seed: int | None) -> dict[str, torch.Tensor]:
+        section = f"[{stage}_training]\n"
+        config.write_text(TINY_RUN.replace(section, section + ("" if seed is None else f"seed = {seed}\n")))
+        assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+        seeded = json.loads((out / "run.json").read_text())["stages"]
+        before = ("zoo",) if stage == "encoder" else ("zoo", "encoder")
+        assert all(seeded[b] == stages[b] for b in before)
+        return load_tensors(out / seeded[stage] / stage / "weights.safetensors")[0]
+
+    for stage in ("encoder", "generator"):
+        unseeded = stage_weights(stage, None)
+        assert all(torch.equal(unseeded[k], v) for k, v in stage_weights(stage, 1).items())
+        assert not all(torch.equal(unseeded[k], v) for k, v in stage_weights(stage, 7).items())
     capsys.readouterr()
 
     expert = tmp_path / "expert"

@@ -35,6 +35,9 @@ class EncoderTraining:
     """Fraction of zoo experts held out to measure reconstruction (at least one)."""
     centre: Literal["group", "network"] = "network"
     """Normalization: subtract the zoo's mean network (``network``) or only per-group means (``group``)."""
+    seed: int | None = None
+    """Seeds this stage alone (held-out split, initialization, batches, probes), for a seed study of
+    the encoder over one zoo; default: the run's seed."""
 
     def __post_init__(self) -> None:
         require_positive(self, "steps", "lr", "batch_size", "n_probes")

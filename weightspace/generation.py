@@ -43,6 +43,9 @@ class GeneratorTraining:
     """L_max: observation lengths are drawn from [1, max_frames] during training."""
     aux_weight: float = 0.1
     ema: float = 0.995
+    seed: int | None = None
+    """Seeds this stage alone (initialization, batches, noise), for a seed study of the generator
+    over one zoo and encoder; default: the run's seed."""
 
     def __post_init__(self) -> None:
         require_positive(self, "steps", "lr", "batch_size", "max_frames", "ema")

@@ -218,10 +218,23 @@ def plan_run(config: RunConfig, registry: Registry | None = None) -> RunPlan:
         zoo_overrides=s["zoo"],
     )
     zoo_key = content_hash(zoo.identity())
-    enc_key = content_hash(zoo_key, resolved["encoder"], config_to_dict(encoder_training))
-    gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], config_to_dict(generator_training))
+    enc_key = content_hash(zoo_key, resolved["encoder"], _training_identity(encoder_training))
+    gen_key = content_hash(enc_key, resolved["generator"], resolved["prompter"], _training_identity(generator_training))
     keys = {"zoo": zoo_key, "encoder": enc_key, "generator": gen_key}
     return RunPlan(config, zoo, encoder_training, generator_training, keys)
+
+
+def _training_identity(training: EncoderTraining | GeneratorTraining) -> dict[str, Any]:
+    """The training settings a stage's key covers. An unset stage seed is left out: the run's seed
+    is in the zoo's key already, and stages keyed before the setting existed stay valid."""
+    settings = config_to_dict(training)
+    if settings["seed"] is None:
+        del settings["seed"]
+    return settings
+
+
+def _stage_seed(plan: RunPlan, training: EncoderTraining | GeneratorTraining) -> int:
+    return plan.config.seed if training.seed is None else training.seed
 
 
 @dataclass(frozen=True)
@@ -286,26 +299,25 @@ def _build_encoder(
     plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress, device: torch.device
 ) -> None:
     config, training, zoo = plan.config, plan.encoder_training, data.zoo
+    seed = _stage_seed(plan, training)
     section = config.sections["encoder"]
     probes = data.traj.flatten(0, 2)
-    train_idx, held_idx = split_holdout(len(data.expert_env), training.holdout, config.seed)
+    train_idx, held_idx = split_holdout(len(data.expert_env), training.holdout, seed)
     train_params = {k: v[train_idx] for k, v in data.params.items()}
     normalizer = fit_normalizer(zoo.adapter, train_params, training.centre)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     encoder = _component(registry, "encoders", section, data.context).to(device)
     codec = WeightCodec(encoder, normalizer, zoo.adapter)
     progress.stage(f"encoder {section['name']}", training.steps)
-    history = fit_encoder(codec, train_params, probes, zoo.scale, training, config.seed, progress.advance)
+    history = fit_encoder(codec, train_params, probes, zoo.scale, training, seed, progress.advance)
     encoder.cpu()
     held = {k: v[held_idx] for k, v in data.params.items()}
-    pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(config.seed))
+    pick = torch.randint(len(probes), (256,), generator=torch.Generator().manual_seed(seed))
     report = reconstruction_error(codec, held, probes[pick], zoo.scale)
     report["nearest_training_function_error"] = float(
         nearest_function_error(zoo.adapter, held, train_params, probes[pick], zoo.scale).mean()
     )
-    report["permuted_10pct_function_change"] = permutation_sensitivity(
-        codec, held, probes[pick], zoo.scale, 0.1, config.seed
-    )
+    report["permuted_10pct_function_change"] = permutation_sensitivity(codec, held, probes[pick], zoo.scale, 0.1, seed)
     folder = plan.folder(cache, "encoder")
     encoder.save(folder / "encoder")
     save_tensors(folder / "normalizer.safetensors", normalizer.state_dict())
@@ -322,14 +334,15 @@ def _build_generator(
     plan: RunPlan, data: _ZooData, cache: Path, registry: Registry, progress: ZooProgress, device: torch.device
 ) -> None:
     config, training, zoo, context = plan.config, plan.generator_training, data.zoo, data.context
+    seed = _stage_seed(plan, training)
     s = config.sections
     codec = _load_codec(zoo, plan.folder(cache, "encoder"), registry)
     with torch.no_grad():
         latents = codec.encode(data.params)[0]
-        fresh = zoo.adapter.init_params(len(latents), seed=config.seed)
+        fresh = zoo.adapter.init_params(len(latents), seed=seed)
         source = codec.encode(fresh)[0]
     tokens, dim = codec.encoder.latent_shape
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     prompter = _component(registry, "prompters", s["prompter"], context)
     full = Context(context.spec_json, context.state_shape, context.n_env_params, tokens, dim, prompter.dim)
     generator = _component(registry, "generators", s["generator"], full)
@@ -347,7 +360,7 @@ def _build_generator(
         env_scale.normalize(data.seen_params),
         zoo.scale,
         training,
-        config.seed,
+        seed,
         progress.advance,
         source_latents=source,
     )
