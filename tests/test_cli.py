@@ -1,9 +1,12 @@
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from weightspace.cli import main
+from weightspace.baselines import BASELINES
+from weightspace.cli import build_parser, main
 from weightspace.registry import default_registry
 from weightspace.storage import save_tensors
 
@@ -115,3 +118,24 @@ def test_simulate_writes_data_preview_and_table(capsys, tmp_path):
 def test_simulate_bad_input(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.startswith(f"error: {message}")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["plugins", "--json"], ["evaluate", "--help"]])
+def test_listing_commands_start_without_torch(argv):
+    """`--help` and `plugins` must not pay for torch, neuraloperator or matplotlib (seconds each start)."""
+    code = (
+        "import sys\n"
+        "from weightspace.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({'torch', 'neuralop', 'matplotlib', 'scipy'} & set(sys.modules))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_evaluate_help_names_every_baseline():
+    """The help lists the baselines by hand (importing them costs torch); this keeps the list true."""
+    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
+    (method,) = [a for a in evaluate._actions if a.dest == "method"]
+    assert all(name in method.help for name in BASELINES)

@@ -3,7 +3,7 @@ import types
 import pytest
 
 from weightspace.errors import PluginError
-from weightspace.hookspecs import KINDS, hookimpl
+from weightspace.hookspecs import KINDS, Lazy, hookimpl
 from weightspace.registry import Registry, default_registry
 
 
@@ -62,3 +62,22 @@ def test_registering_invalidates_the_cache():
     assert registry.names("architectures") == []
     registry.register(_plugin("late", Alpha))
     assert registry.names("architectures") == ["alpha"]
+
+
+def test_lazy_entries_import_on_first_use_and_must_match_their_name():
+    lazy = Lazy("counter", "collections:Counter")
+    registry = Registry(load_entrypoints=False, plugins=[_plugin("mine", lazy)])
+    assert registry.names("architectures") == ["counter"]
+    with pytest.raises(PluginError, match="collections:Counter is named None, not 'counter'"):
+        registry.get("architectures", "counter")
+    broken = Registry(load_entrypoints=False, plugins=[_plugin("broken", Lazy("x", "no_such_module_xyz:X"))])
+    assert broken.names("architectures") == ["x"]
+    with pytest.raises(PluginError, match="architectures 'x' of plugin broken: cannot import no_such_module_xyz:X"):
+        broken.get("architectures", "x")
+
+
+def test_built_in_entries_resolve_to_classes_of_their_name():
+    registry = default_registry()
+    for kind in KINDS:
+        for name in registry.names(kind):
+            assert registry.get(kind, name).name == name

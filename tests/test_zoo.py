@@ -228,3 +228,17 @@ def test_cli_evaluate_rejects_bad_finetune_options(built, tmp_path, capsys, opti
     argv = ["evaluate", "--zoo", str(built.path), "--method", "finetune-L", "--out", str(tmp_path / "r.json")]
     assert main([*argv, *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_ray_builds_the_same_zoo_as_a_local_build(tmp_path, capsys):
+    """Chunks of experts as tasks on a local 2-worker Ray instance, through the CLI."""
+    pytest.importorskip("ray")
+    args = ["zoo", "build", "--system", "lotka-volterra", "--arch", "mlp-node", "--seed", "3", "--device", "cpu"]
+    args += [*ZOO_CLI, "--set=arch.hidden_width=8", "--set=zoo.max_loss=100", "--set=zoo.expert_batch=1"]
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray", "--jobs", "2"]) == 0
+    local, ray = Zoo.load(tmp_path / "local"), Zoo.load(tmp_path / "ray")
+    assert local.manifest["environments"] == ray.manifest["environments"]  # records and shard checksums
+    (local_params, local_envs), (ray_params, ray_envs) = local.experts(), ray.experts()
+    assert torch.equal(local_envs, ray_envs)
+    assert all(torch.equal(local_params[k], ray_params[k]) for k in local_params)

@@ -36,9 +36,10 @@ import torch
 
 from weightspace.errors import ConfigError
 from weightspace.matrix import Cell, Matrix
+from weightspace.parallel import start_ray
+from weightspace.progress import BenchProgress, NodeProgress, ZooProgress
 from weightspace.run import STAGES, RunConfig, RunPlan, build_stage, content_hash, link_run, plan_run, stage_done
 from weightspace.storage import write_json
-from weightspace.zoo import ZooProgress
 
 
 @dataclass(frozen=True)
@@ -182,37 +183,60 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Nodes on this machine: in this process for ``jobs = 1`` (with the stage's own progress), else
-    in a pool of ``jobs`` processes sharing the cores."""
+    """Nodes on this machine: in this process for ``jobs = 1``, else in a pool of ``jobs`` processes
+    sharing the cores. Either way each running node's stage progress reaches ``progress`` as it goes
+    (from the pool through a queue, read while waiting)."""
 
-    def __init__(self, jobs: int = 1, device: str = "cpu", progress: ZooProgress | None = None) -> None:
+    def __init__(self, jobs: int = 1, device: str = "cpu", progress: BenchProgress | None = None) -> None:
         if jobs < 1:
             raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-        self.jobs, self.device, self.progress = jobs, device, progress
+        self.jobs, self.device, self.progress = jobs, device, progress or BenchProgress()
         self.threads = torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
-        self.pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else None
+        self.nodes: dict[str, Node] = {}
+        self.manager = get_context("spawn").Manager() if jobs > 1 else None
+        self.events = self.manager.Queue() if self.manager is not None else None
+        self.pool = self._pool() if jobs > 1 else None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"))
 
     def submit(self, node: Node, out: str) -> Future:
+        self.nodes[node.key] = node
         if self.pool is not None:
-            return self.pool.submit(execute, node, out, self.threads, self.device)
+            return self.pool.submit(
+                execute, node, out, self.threads, self.device, NodeProgress(node.key, self.events.put)
+            )
         future: Future = Future()
-        future.set_result(execute(node, out, self.threads, self.device, self.progress))
+        future.set_result(execute(node, out, self.threads, self.device, NodeProgress(node.key, self._deliver)))
         return future
 
+    def _deliver(self, event: tuple[str, str, Any]) -> None:
+        key, kind, value = event
+        if kind == "stage":
+            self.progress.stage(self.nodes[key], *value)
+        else:
+            self.progress.advance(self.nodes[key], value)
+
     def wait(self, handles: Sequence[Future]) -> list[Future]:
-        return list(wait(handles, return_when=FIRST_COMPLETED).done)
+        while True:
+            done = wait(handles, timeout=0.2, return_when=FIRST_COMPLETED).done
+            while self.events is not None and not self.events.empty():
+                self._deliver(self.events.get())
+            if done:
+                return list(done)
 
     def result(self, handle: Future) -> dict[str, Any]:
         try:
             return handle.result()
         except BrokenProcessPool:  # a worker died (out of memory, killed): start a fresh pool
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"))
+            self.pool = self._pool()
             raise
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+            self.manager.shutdown()
 
 
 class RayExecutor:
@@ -223,18 +247,10 @@ class RayExecutor:
     file system they all see."""
 
     def __init__(self, jobs: int | None = None, address: str | None = None, device: str = "cpu") -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("--executor ray needs Ray: pip install 'weightspace[ray]'") from None
-        if jobs is not None and jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-        self.ray, self.device, self.started = ray, device, not ray.is_initialized()
-        if self.started:
-            options = {"address": address} if address else {"num_cpus": jobs or 2}
-            ray.init(**options, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        self.jobs = jobs or int(ray.cluster_resources().get("CPU", 1))
-        self.remote = ray.remote(num_cpus=1)(execute)
+        self.ray, self.started = start_ray(jobs, address)
+        self.device = device
+        self.jobs = jobs or int(self.ray.cluster_resources().get("CPU", 1))
+        self.remote = self.ray.remote(num_cpus=1)(execute)
 
     def submit(self, node: Node, out: str) -> Any:
         gpus = int(self.device.startswith("cuda") and node.task["kind"] != "evaluate")
@@ -249,16 +265,6 @@ class RayExecutor:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
-
-
-class BenchProgress:
-    """Callbacks of :func:`run_bench` (the CLI draws a rich progress bar)."""
-
-    def start(self, total: int, done: int) -> None: ...
-
-    def running(self, labels: list[str]) -> None: ...
-
-    def finished(self, node: Node, result: dict[str, Any]) -> None: ...
 
 
 @dataclass

@@ -14,33 +14,27 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from weightspace import __version__
-from weightspace.baselines import BASELINES, observed_frames
-from weightspace.bench import BenchProgress, LocalExecutor, Node, RayExecutor, plan_bench, run_bench
 from weightspace.config import parse_assignments
-from weightspace.dataset import write_dataset
-from weightspace.diagnostics import architecture_report
-from weightspace.distill import compare_terms, distill_vector_field
 from weightspace.errors import ConfigError, WeightspaceError
-from weightspace.evaluation import TEST_SPLITS, evaluate_diffusion_init, evaluate_run, evaluate_zoo
-from weightspace.generation import generate_experts, save_expert
-from weightspace.gridded_import import GriddedImport, import_gridded
 from weightspace.hookspecs import KINDS
-from weightspace.matrix import Matrix
-from weightspace.plots import plot_dataset_preview, plot_error_curves, plot_finetune_curves
+from weightspace.progress import BenchProgress, ZooProgress
 from weightspace.registry import default_registry
-from weightspace.report import finetune_reach, load_results, methods_table, write_report, write_results
-from weightspace.run import Run, RunConfig, train_run
-from weightspace.simulation import build_dataset
-from weightspace.storage import atomic_path, load_tensors
-from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
+
+if TYPE_CHECKING:
+    import torch
+
+    from weightspace.bench import Node
+    from weightspace.zoo import Zoo
+
+# Each command imports the library it needs when it runs: `--help` and `plugins` start without
+# torch, neuraloperator or matplotlib (seconds on 2 cores).
 
 # piped output (make, CI logs) gets a wide console instead of rich's 80-column default
 console = Console() if sys.stdout.isatty() else Console(width=140)
@@ -48,6 +42,8 @@ console = Console() if sys.stdout.isatty() else Console(width=140)
 
 def resolve_device(name: str | None) -> torch.device:
     """``name`` as a torch device; ``None`` means cuda when available, else cpu."""
+    import torch
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -88,6 +84,9 @@ def _cmd_plugins(args: argparse.Namespace) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
+    from weightspace.diagnostics import architecture_report
+    from weightspace.storage import load_tensors
+
     adapter = default_registry().architecture(args.architecture, parse_assignments(args.set))
     device = resolve_device(args.device)
     state_dict = load_tensors(args.weights)[0] if args.weights else None
@@ -131,6 +130,10 @@ def _progress() -> Progress:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
+    from weightspace.dataset import write_dataset
+    from weightspace.plots import plot_dataset_preview
+    from weightspace.simulation import build_dataset
+
     system = default_registry().system(args.system, args.profile, parse_assignments(args.set))
     device = resolve_device(args.device)
     out = Path(args.out)
@@ -164,12 +167,10 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 class _RichZooProgress(ZooProgress):
     """Zoo-building progress as rich bars, one per stage."""
 
-    def __init__(self, progress: Progress, keep: bool = True) -> None:
-        self.progress, self.task, self.keep = progress, None, keep
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.task = progress, None
 
     def stage(self, name: str, total: int) -> None:
-        if self.task is not None and not self.keep:
-            self.progress.remove_task(self.task)
         self.task = self.progress.add_task(name, total=total)
 
     def advance(self, n: int) -> None:
@@ -194,12 +195,17 @@ def _scoped_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
 
 
 def _cmd_zoo_build(args: argparse.Namespace) -> None:
+    from weightspace.parallel import RayPool
+    from weightspace.zoo import build_zoo, plan_zoo
+
     scoped = _scoped_overrides(args.set)
     if args.size is not None:
         scoped["zoo"]["size"] = args.size
     if args.random_init:
         scoped["zoo"]["random_init"] = True
     registry = default_registry()
+    device = resolve_device(args.device)  # of the base, trained here, and of every expert
+    pool = RayPool(args.jobs, args.address, gpus=device.type == "cuda") if args.executor == "ray" else None
     plan = plan_zoo(
         registry,
         args.system,
@@ -211,8 +217,12 @@ def _cmd_zoo_build(args: argparse.Namespace) -> None:
         zoo_overrides=scoped["zoo"],
     )
     start = time.perf_counter()
-    with _progress() as progress:
-        zoo = build_zoo(plan, args.out, resolve_device(args.device), _RichZooProgress(progress), registry)
+    try:
+        with _progress() as progress:
+            zoo = build_zoo(plan, args.out, device, _RichZooProgress(progress), registry, pool)
+    finally:
+        if pool is not None:
+            pool.close()
     console.print(_zoo_table(zoo))
     console.print(f"zoo in {args.out}: built or resumed in {time.perf_counter() - start:.1f} s")
 
@@ -244,6 +254,8 @@ def _zoo_table(zoo: Zoo) -> Table:
 
 
 def _cmd_zoo_info(args: argparse.Namespace) -> None:
+    from weightspace.zoo import Zoo
+
     zoo = Zoo.load(args.dir)
     if args.json:
         print(json.dumps(zoo.manifest))
@@ -257,6 +269,8 @@ def _cmd_zoo_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from weightspace.run import RunConfig, train_run
+
     config = RunConfig.from_toml(args.config)
     start = time.perf_counter()
     with _progress() as progress:
@@ -282,6 +296,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
+    import torch
+
+    from weightspace.baselines import observed_frames
+    from weightspace.generation import generate_experts, save_expert
+    from weightspace.run import Run
+    from weightspace.storage import load_tensors
+
     run = Run.load(args.run)
     if (args.env is None) == (args.frames is None):
         raise ConfigError("give exactly one of --env INDEX (simulated observation) or --frames FILE.safetensors")
@@ -326,6 +347,14 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from weightspace.baselines import BASELINES
+    from weightspace.evaluation import TEST_SPLITS, evaluate_diffusion_init, evaluate_run, evaluate_zoo
+    from weightspace.plots import plot_error_curves, plot_finetune_curves
+    from weightspace.report import finetune_reach
+    from weightspace.run import Run
+    from weightspace.storage import atomic_path
+    from weightspace.zoo import Zoo
+
     if (args.zoo is None) == (args.run is None):
         raise ConfigError("give exactly one of --zoo DIR (baselines) or --run DIR (its method and baselines)")
     run = Run.load(args.run) if args.run else None
@@ -421,10 +450,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 class _RichBenchProgress(BenchProgress):
-    """The bench's overall bar, naming the nodes running, and one line per finished node."""
+    """The bench's overall bar naming the nodes running, a bar per running node's stage, and one
+    line per finished node."""
 
     def __init__(self, progress: Progress) -> None:
-        self.progress, self.task = progress, None
+        self.progress, self.task, self.stages = progress, None, {}
 
     def start(self, total: int, done: int) -> None:
         self.task = self.progress.add_task("bench", total=total, completed=done)
@@ -432,15 +462,34 @@ class _RichBenchProgress(BenchProgress):
     def running(self, labels: list[str]) -> None:
         self.progress.update(self.task, description=f"bench: {'; '.join(labels) or 'idle'}")
 
+    def stage(self, node: Node, name: str, total: int) -> None:
+        self._drop(node)
+        self.stages[node.key] = self.progress.add_task(f"  {node.label}: {name}", total=total)
+
+    def advance(self, node: Node, n: int) -> None:
+        if node.key in self.stages:
+            self.progress.advance(self.stages[node.key], n)
+
     def finished(self, node: Node, result: dict) -> None:
+        self._drop(node)
         self.progress.advance(self.task, 1)
         if "error" in result:
             self.progress.console.print(f"[red]failed[/red] {node.label}: {result['error']}")
         else:
             self.progress.console.print(f"done {node.label} in {result['seconds']:.1f} s")
 
+    def _drop(self, node: Node) -> None:
+        if node.key in self.stages:
+            self.progress.remove_task(self.stages.pop(node.key))
+
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    from rich.markdown import Markdown
+
+    from weightspace.bench import LocalExecutor, RayExecutor, plan_bench, run_bench
+    from weightspace.matrix import Matrix
+    from weightspace.report import methods_table, write_report, write_results
+
     matrix = Matrix.from_toml(args.matrix)
     out = Path(args.out)
     if args.dry_run:
@@ -455,13 +504,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         return
     start = time.perf_counter()
     with _progress() as progress:
+        bench_progress = _RichBenchProgress(progress)
         if args.executor == "ray":  # the device is the workers', not this machine's
             executor = RayExecutor(args.jobs, args.address, args.device or "cpu")
         else:
-            device = str(resolve_device(args.device))
-            executor = LocalExecutor(args.jobs or 1, device, _RichZooProgress(progress, keep=False))
+            executor = LocalExecutor(args.jobs or 1, str(resolve_device(args.device)), bench_progress)
         try:
-            outcome = run_bench(matrix, out, executor, _RichBenchProgress(progress))
+            outcome = run_bench(matrix, out, executor, bench_progress)
         finally:
             executor.close()
     results = write_results(outcome.plan, out, outcome.failed, str(args.matrix))
@@ -479,6 +528,10 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    from rich.markdown import Markdown
+
+    from weightspace.report import load_results, methods_table, write_report
+
     out = Path(args.dir)
     results = load_results(out)
     written = write_report(out, results)
@@ -495,6 +548,8 @@ def _size(text: str, what: str) -> tuple[int, int]:
 
 
 def _cmd_import_gridded(args: argparse.Namespace) -> None:
+    from weightspace.gridded_import import GriddedImport, import_gridded
+
     settings = GriddedImport(
         variables=tuple(v.strip() for v in args.vars.split(",") if v.strip()),
         env_by=args.env_by,
@@ -528,6 +583,11 @@ def _cmd_import_gridded(args: argparse.Namespace) -> None:
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
+    import torch
+
+    from weightspace.distill import compare_terms, distill_vector_field
+    from weightspace.storage import atomic_path, load_tensors
+
     folder = Path(args.expert)
     if not (folder / "config.json").is_file():
         raise ConfigError(f"{folder} holds no expert: missing config.json (write one with `weightspace generate`)")
@@ -597,6 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="zoo directory")
     _add_set_option(p, "--set arch.hidden_channels=16 --set zoo.expert_steps=100 --set system.n_seen=3")
     _add_compute_options(p)
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where the experts train: this process, or Ray tasks of one chunk of experts each (default: local)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=None, help="ray: tasks at once (default: 2 local workers, or the cluster's CPUs)"
+    )
+    p.add_argument("--address", default=None, help="ray: cluster address, e.g. auto (default: a local Ray instance)")
     p.set_defaults(func=_cmd_zoo_build)
     p = zoo_sub.add_parser("info", help="summarise a zoo and verify its checksums")
     p.add_argument("dir", help="zoo directory")
@@ -626,8 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         action="append",
-        help=f"method (repeatable): a baseline ({', '.join(BASELINES)}), the run's own method (default with --run), "
-        "or diffusion-init (the run's experts fine-tuned, with curves from random and base init)",
+        help="method (repeatable): a baseline (one-for-all, one-per-env, finetune-L, nearest-zoo), the run's own "
+        "method (default with --run), or diffusion-init (the run's experts fine-tuned, with curves from random "
+        "and base init)",
     )
     p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L and dynadiff (default: 4)")
     p.add_argument("--candidates", type=int, default=16, help="dynadiff candidates per environment (default: 16)")

@@ -17,6 +17,7 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     [systems.lotka-volterra]           # a label and the run config of its main method (dynadiff)
     config = "../../configs/lotka-volterra-quick.toml"
     architectures = ["mlp-node"]       # optional: the config's own by default
+    set = { system_settings = { n_test = 4 } }  # optional: this system's cells only, after [set]
 
     [methods.dynadiff]                 # the system's config as it is
     [methods.flat-vae]                 # another run config ({system} is the system's label) ...
@@ -109,7 +110,7 @@ class Matrix:
     path: Path
     seeds: tuple[int, ...]
     systems: dict[str, dict[str, Any]]
-    """label -> {"config": resolved path, "architectures": (...) or None}"""
+    """label -> {"config": resolved path, "architectures": (...) or None, "changes": {...}}"""
     methods: tuple[Variant, ...]
     ablations: tuple[Variant, ...]
     sweeps: dict[str, tuple[int, ...]]
@@ -146,13 +147,19 @@ class Matrix:
         for label, entry in _table(data, "systems", where).items():
             if not isinstance(entry, dict) or "config" not in entry:
                 raise ConfigError(f"{where}: [systems.{label}] needs config = <run config path>")
-            extra = sorted(set(entry) - {"config", "architectures"})
+            extra = sorted(set(entry) - {"config", "architectures", "set"})
             if extra:
                 raise ConfigError(f"{where}: [systems.{label}] has unknown key(s) {', '.join(extra)}")
             architectures = None
             if "architectures" in entry:
                 architectures = _list_of(entry, "architectures", str, f"{where} [systems.{label}]")
-            systems[label] = {"config": path.parent / str(entry["config"]), "architectures": architectures}
+            system_changes = _table(entry, "set", f"{where} [systems.{label}]")
+            _check_changes(system_changes, f"{where} [systems.{label}] set")
+            systems[label] = {
+                "config": path.parent / str(entry["config"]),
+                "architectures": architectures,
+                "changes": system_changes,
+            }
         baselines = _list_of(data, "baselines", str, where, default=()) if data.get("baselines") else ()
         for name in baselines:
             if name not in BASELINES:
@@ -212,7 +219,8 @@ class Matrix:
             config = read_config_toml(self.path.parent / variant.config.format(system=system))
         if architecture != config.get("architecture"):  # the config's architecture settings belong to another one
             config = {k: v for k, v in config.items() if k != "architecture_config"}
-        config = merge_config(merge_config(config, self.changes), variant.changes)
+        for changes in (self.changes, self.systems[system]["changes"], variant.changes):
+            config = merge_config(config, changes)
         top = {"architecture": architecture, "seed": seed, "method": variant.label}
         if self.profile is not None:
             top["profile"] = self.profile

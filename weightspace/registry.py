@@ -8,7 +8,7 @@ two plugins claiming the same name, is an error that lists what is registered an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -16,7 +16,7 @@ import pluggy
 
 from weightspace import hookspecs
 from weightspace.errors import PluginError
-from weightspace.hookspecs import KINDS, PROJECT
+from weightspace.hookspecs import KINDS, PROJECT, Lazy
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,27 @@ class PluginEntry:
 
     kind: str
     name: str
-    cls: type
+    ref: type | Lazy = field(repr=False)
+    """The class, or a :class:`Lazy` reference imported by the first use of :attr:`cls`."""
     source: str
     """The registering plugin, with its distribution and version when installed from one."""
+
+    @property
+    def cls(self) -> type:
+        if not isinstance(self.ref, Lazy):
+            return self.ref
+        try:
+            cls = self.ref.load()
+        except (ImportError, AttributeError) as exc:
+            what = f"{self.kind} {self.name!r} of plugin {self.source}"
+            raise PluginError(f"{what}: cannot import {self.ref.target}: {exc}") from exc
+        if getattr(cls, "name", None) != self.name:
+            raise PluginError(
+                f"{self.kind} {self.name!r} of plugin {self.source}: {self.ref.target} is named "
+                f"{getattr(cls, 'name', None)!r}, not {self.name!r}"
+            )
+        object.__setattr__(self, "ref", cls)
+        return cls
 
 
 class Registry:
@@ -98,17 +116,16 @@ class Registry:
         # call each implementation on its own so that every name can be traced to its plugin
         for impl in hook.get_hookimpls():  # registration order
             source = sources.get(id(impl.plugin), impl.plugin_name)
-            classes = impl.function() or []
-            for cls in classes:
-                name = getattr(cls, "name", None)
+            for ref in impl.function() or []:
+                name = getattr(ref, "name", None)
                 if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin {source} returned a {kind} entry without a string 'name': {cls!r}")
+                    raise PluginError(f"plugin {source} returned a {kind} entry without a string 'name': {ref!r}")
                 if name in found:
                     raise PluginError(
                         f"{kind} name {name!r} is registered twice: by {found[name].source} and by {source}; "
                         f"registered {kind}: {', '.join(sorted(found))}"
                     )
-                found[name] = PluginEntry(kind, name, cls, source)
+                found[name] = PluginEntry(kind, name, ref, source)
         return found
 
 

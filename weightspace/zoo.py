@@ -38,6 +38,8 @@ from weightspace.dataset import Dataset, load_dataset, write_dataset
 from weightspace.errors import ConfigError, StorageError, WeightspaceError
 from weightspace.graph import GraphSpec, Params
 from weightspace.metrics import rollout_experts
+from weightspace.parallel import LocalPool, RayPool
+from weightspace.progress import ZooProgress
 from weightspace.registry import Registry, default_registry
 from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors, save_tensors
@@ -317,26 +319,18 @@ def _num(x: torch.Tensor | float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class ZooProgress:
-    """Callbacks a builder reports to (the CLI draws rich progress bars; tests count calls)."""
-
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
-
-    def log(self, message: str) -> None: ...
-
-    def environment_done(self, env_index: int) -> None: ...
-
-
 def build_zoo(
     plan: ZooPlan,
     out: str | Path,
     device: str | torch.device = "cpu",
     progress: ZooProgress | None = None,
     registry: Registry | None = None,
+    pool: LocalPool | RayPool | None = None,
 ) -> Zoo:
-    """Build (or resume) the zoo of ``plan`` in ``out`` and return it loaded and verified."""
+    """Build (or resume) the zoo of ``plan`` in ``out`` and return it loaded and verified.
+
+    The experts' chunks run on ``pool`` (default: one after the other in this process); every chunk
+    is seeded by its experts alone, so a :class:`RayPool` builds the same zoo as a local build."""
     out, device, progress = Path(out), torch.device(device), progress or ZooProgress()
     out.mkdir(parents=True, exist_ok=True)
     adapter, s = plan.adapter, plan.settings
@@ -389,39 +383,38 @@ def build_zoo(
         manifest["base"] = _save_shard(out, "base.safetensors", base, record)
         _write_manifest(out, manifest)
 
-    # the experts, environment by environment; environments already on disk are kept
+    # the experts, in chunks of expert_batch over the pending environments (a chunk may span two);
+    # an environment's shard is written as soon as its last expert is trained, so a rerun resumes
     done = {r["env_index"] for r in manifest["environments"] if _shard_ok(out, r)}
     manifest["environments"] = [r for r in manifest["environments"] if r["env_index"] in done]
     pending = [i for i, e in enumerate(seen.tolist()) if e not in done]
-    per_env = TrainingData(train, val, scale, dataset.dt)
     config = s.training(base=False)
     progress.stage(f"{s.size} experts x {len(pending)} environments", len(pending) * s.size * config.steps)
     jobs = [(pos, slot) for pos in pending for slot in range(s.size)]
+    chunks = [
+        [
+            (pos, slot, derived_seed(plan.seed, "expert", int(seen[pos]), slot))
+            for pos, slot in jobs[lo : lo + s.expert_batch]
+        ]
+        for lo in range(0, len(jobs), s.expert_batch)
+    ]
+    pool = pool or LocalPool()
+    local = isinstance(pool, LocalPool)
+    home = device if local else torch.device("cpu")  # Ray's object store holds CPU tensors
+    shared = {
+        "adapter": adapter,
+        "base": {k: v.to(home) for k, v in base.items()},
+        "data": TrainingData(train.to(home), val.to(home), scale, dataset.dt),
+        "settings": s,
+        "device": device,
+        "advance": progress.advance if local else None,
+    }
     finished: dict[int, list[tuple[int, Params, dict[str, Any]]]] = {}
-    for lo in range(0, len(jobs), s.expert_batch):
-        chunk = jobs[lo : lo + s.expert_batch]
-        seeds = [derived_seed(plan.seed, "expert", int(seen[pos]), slot) for pos, slot in chunk]
-        inits, layers = [], []
-        for seed in seeds:
-            if s.random_init:
-                inits.append(adapter.init_params(1, seed, device))
-                layers.append(None)
-            else:
-                params, layer = perturb_layer(adapter, base, seed, s.perturb_scale)
-                inits.append(params)
-                layers.append(layer)
-        init = {k: torch.cat([p[k] for p in inits]) for k in inits[0]}
-        group = [pos for pos, _ in chunk]
-        result = train_experts(adapter, init, per_env, group, seeds, config, advance=progress.advance)
-        rmse = rollout_experts(adapter, result.params, val[group], scale, dataset.dt, s.expert_batch).rmse.mean(dim=1)
-        for i, (pos, slot) in enumerate(chunk):
-            record = {
-                "slot": slot,
-                "seed": seeds[i],
-                "perturbed_layer": layers[i],
-                **_expert_record(result, i, rmse[i]),
-            }
-            finished.setdefault(pos, []).append((slot, {k: v[i] for k, v in result.params.items()}, record))
+    for i, (params, records) in pool.map(train_chunk, shared, chunks):
+        if not local:
+            progress.advance(len(chunks[i]) * config.steps)
+        for j, ((pos, _, _), record) in enumerate(zip(chunks[i], records)):
+            finished.setdefault(pos, []).append((record["slot"], {k: v[j] for k, v in params.items()}, record))
             if len(finished[pos]) == s.size:
                 manifest["environments"].append(
                     _finish_environment(out, plan, seen, seen_params, pos, finished.pop(pos))
@@ -433,6 +426,41 @@ def build_zoo(
     manifest["complete"] = True
     _write_manifest(out, manifest)
     return Zoo.load(out, registry)
+
+
+def train_chunk(
+    chunk: list[tuple[int, int, int]],
+    *,
+    adapter: ArchitectureAdapter,
+    base: Params,
+    data: TrainingData,
+    settings: ZooSettings,
+    device: torch.device,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[Params, list[dict[str, Any]]]:
+    """Train one chunk of experts, each ``(environment position, slot, seed)``, from the perturbed
+    ``base`` (or random init); their parameters (on the CPU) and manifest records, in chunk order."""
+    data = TrainingData(data.train.to(device), data.val.to(device), data.scale, data.dt)
+    base = {k: v.to(device) for k, v in base.items()}
+    group, seeds = [pos for pos, _, _ in chunk], [seed for _, _, seed in chunk]
+    inits, layers = [], []
+    for seed in seeds:
+        if settings.random_init:
+            inits.append(adapter.init_params(1, seed, device))
+            layers.append(None)
+        else:
+            params, layer = perturb_layer(adapter, base, seed, settings.perturb_scale)
+            inits.append(params)
+            layers.append(layer)
+    init = {k: torch.cat([p[k] for p in inits]) for k in inits[0]}
+    result = train_experts(adapter, init, data, group, seeds, settings.training(base=False), advance=advance)
+    rmse = rollout_experts(adapter, result.params, data.val[group], data.scale, data.dt, settings.expert_batch)
+    rmse = rmse.rmse.mean(dim=1)
+    records = [
+        {"slot": slot, "seed": seed, "perturbed_layer": layer, **_expert_record(result, i, rmse[i])}
+        for i, ((_, slot, seed), layer) in enumerate(zip(chunk, layers))
+    ]
+    return {k: v.cpu() for k, v in result.params.items()}, records
 
 
 def _finish_environment(

@@ -9,25 +9,26 @@ The ``stats`` prompter (DynaDiff's explicit branch alone) is registered by ``wei
 since it is that prompter with a branch switched off.
 """
 
-from weightspace.hookspecs import hookimpl
-from weightspace_baselines.descriptor import DescriptorPrompter
-from weightspace_baselines.flat_vae import FlatVAE
-from weightspace_baselines.flow_matching import FlowMatching
-from weightspace_baselines.identity import IdentityEncoder
-from weightspace_baselines.mlp_diffusion import MLPDiffusion
-from weightspace_baselines.nearest import NearestGenerator
+from weightspace.hookspecs import Lazy, hookimpl
 
 
 @hookimpl
-def weightspace_encoders() -> list[type]:
-    return [FlatVAE, IdentityEncoder]
+def weightspace_encoders() -> list[Lazy]:
+    return [
+        Lazy("flat-vae", "weightspace_baselines.flat_vae:FlatVAE"),
+        Lazy("identity", "weightspace_baselines.identity:IdentityEncoder"),
+    ]
 
 
 @hookimpl
-def weightspace_generators() -> list[type]:
-    return [FlowMatching, MLPDiffusion, NearestGenerator]
+def weightspace_generators() -> list[Lazy]:
+    return [
+        Lazy("flow-matching", "weightspace_baselines.flow_matching:FlowMatching"),
+        Lazy("mlp-diffusion", "weightspace_baselines.mlp_diffusion:MLPDiffusion"),
+        Lazy("nearest", "weightspace_baselines.nearest:NearestGenerator"),
+    ]
 
 
 @hookimpl
-def weightspace_prompters() -> list[type]:
-    return [DescriptorPrompter]
+def weightspace_prompters() -> list[Lazy]:
+    return [Lazy("descriptor", "weightspace_baselines.descriptor:DescriptorPrompter")]

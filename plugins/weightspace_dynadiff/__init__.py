@@ -1,21 +1,22 @@
 """weightspace plugin: the DynaDiff components (graph-vae, dit-diffusion, dynamics, stats and oracle prompters)."""
 
-from weightspace.hookspecs import hookimpl
-from weightspace_dynadiff.dit_diffusion import DiTDiffusion
-from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter, OraclePrompter, StatsPrompter
+from weightspace.hookspecs import Lazy, hookimpl
 
 
 @hookimpl
-def weightspace_encoders() -> list[type]:
-    return [GraphVAE]
+def weightspace_encoders() -> list[Lazy]:
+    return [Lazy("graph-vae", "weightspace_dynadiff.graph_vae:GraphVAE")]
 
 
 @hookimpl
-def weightspace_generators() -> list[type]:
-    return [DiTDiffusion]
+def weightspace_generators() -> list[Lazy]:
+    return [Lazy("dit-diffusion", "weightspace_dynadiff.dit_diffusion:DiTDiffusion")]
 
 
 @hookimpl
-def weightspace_prompters() -> list[type]:
-    return [DynamicsPrompter, StatsPrompter, OraclePrompter]
+def weightspace_prompters() -> list[Lazy]:
+    return [
+        Lazy("dynamics", "weightspace_dynadiff.prompters:DynamicsPrompter"),
+        Lazy("stats", "weightspace_dynadiff.prompters:StatsPrompter"),
+        Lazy("oracle", "weightspace_dynadiff.prompters:OraclePrompter"),
+    ]

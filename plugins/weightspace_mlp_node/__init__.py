@@ -1,9 +1,8 @@
 """weightspace plugin: an MLP neural ODE vector field (``mlp-node``)."""
 
-from weightspace.hookspecs import hookimpl
-from weightspace_mlp_node.adapter import MLPNodeAdapter
+from weightspace.hookspecs import Lazy, hookimpl
 
 
 @hookimpl
-def weightspace_architectures() -> list[type]:
-    return [MLPNodeAdapter]
+def weightspace_architectures() -> list[Lazy]:
+    return [Lazy("mlp-node", "weightspace_mlp_node.adapter:MLPNodeAdapter")]

@@ -1,10 +1,8 @@
 """weightspace plugin: neuraloperator's FNO and UNO as expert architectures (``fno``, ``uno``)."""
 
-from weightspace.hookspecs import hookimpl
-from weightspace_neuralop.fno import FNOAdapter
-from weightspace_neuralop.uno import UNOAdapter
+from weightspace.hookspecs import Lazy, hookimpl
 
 
 @hookimpl
-def weightspace_architectures() -> list[type]:
-    return [FNOAdapter, UNOAdapter]
+def weightspace_architectures() -> list[Lazy]:
+    return [Lazy("fno", "weightspace_neuralop.fno:FNOAdapter"), Lazy("uno", "weightspace_neuralop.uno:UNOAdapter")]

@@ -1,9 +1,8 @@
 """weightspace plugin: a 2-D wavelet neural operator on ptwt (``wno``)."""
 
-from weightspace.hookspecs import hookimpl
-from weightspace_wno.adapter import WNOAdapter
+from weightspace.hookspecs import Lazy, hookimpl
 
 
 @hookimpl
-def weightspace_architectures() -> list[type]:
-    return [WNOAdapter]
+def weightspace_architectures() -> list[Lazy]:
+    return [Lazy("wno", "weightspace_wno.adapter:WNOAdapter")]
