@@ -37,6 +37,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/functional_batching.py
 	$(BIN)/python benchmarks/expert_training.py
+	PATH=$(BIN):$$PATH $(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/pipeline_cost.py scaling
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
