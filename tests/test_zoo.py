@@ -242,3 +242,19 @@ def test_ray_builds_the_same_zoo_as_a_local_build(tmp_path, capsys):
     (local_params, local_envs), (ray_params, ray_envs) = local.experts(), ray.experts()
     assert torch.equal(local_envs, ray_envs)
     assert all(torch.equal(local_params[k], ray_params[k]) for k in local_params)
+
+
+def _refuse(item, **shared):
+    raise ConfigError(f"item {item} refused")
+
+
+def test_a_user_error_in_a_ray_task_comes_back_as_itself():
+    pytest.importorskip("ray")
+    from weightspace.parallel import RayPool
+
+    pool = RayPool(1)
+    try:
+        with pytest.raises(ConfigError, match=r"^item 3 refused$"):
+            list(pool.map(_refuse, {}, [3]))
+    finally:
+        pool.close()

@@ -1,7 +1,7 @@
 """Where independent pieces of one job run: in this process, or as tasks on a Ray cluster.
 
-A job (the chunks of experts of a zoo) hands :meth:`TaskPool.map` a module-level function, the
-inputs every task shares and one input per task; results come back as tasks finish, each with its
+A job (the chunks of experts of a zoo) hands a pool's ``map`` a module-level function, the inputs
+every task shares and one input per task; results come back as tasks finish, each with its
 position, so the caller can write them as they arrive and a job interrupted half-way keeps what was
 done. Tasks must not depend on each other or on where they run: the same inputs give the same
 result in this process and on a worker.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from weightspace.errors import ConfigError
+from weightspace.errors import ConfigError, WeightspaceError
 
 
 def start_ray(jobs: int | None, address: str | None) -> tuple[Any, bool]:
@@ -64,7 +64,13 @@ class RayPool:
                 pending.append(handle)
                 next_item += 1
             (done,), pending = self.ray.wait(pending, num_returns=1)
-            yield position.pop(done), self.ray.get(done)
+            try:
+                result = self.ray.get(done)
+            except self.ray.exceptions.RayTaskError as exc:  # a user error in a task stays one line
+                if isinstance(exc.cause, WeightspaceError):
+                    raise exc.cause from None
+                raise
+            yield position.pop(done), result
 
     def close(self) -> None:
         if self.started:
