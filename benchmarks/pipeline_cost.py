@@ -158,6 +158,15 @@ WIDTHS = {
     "fno": ("lambda-omega", "hidden_channels", (8, 16, 32, 64)),
 }
 ZOO_SIZES = (16, 64, 256, 512)
+MEASURED = {
+    "expert_params": "expert params",
+    "tokens": "tokens",
+    "encoder_params": "encoder params",
+    "generator_params": "generator params",
+    "encoder_ms_per_step": "encoder ms/step",
+    "generator_ms_per_step": "generator ms/step",
+}
+"""What each width is measured for, with its column in the table."""
 
 
 def _setup(arch: str, width: int | None = None, n_experts: int = 64) -> dict[str, Any]:
@@ -259,42 +268,14 @@ def scaling(steps: int) -> dict[str, Any]:
     for arch in WIDTHS:
         rows = [r for r in widths if r["architecture"] == arch]
         xs = [r["width"] for r in rows]
-        slopes[arch] = {
-            key: _slope(xs, [r[key] for r in rows])
-            for key in (
-                "expert_params",
-                "tokens",
-                "encoder_params",
-                "generator_params",
-                "encoder_ms_per_step",
-                "generator_ms_per_step",
-            )
-        }
+        slopes[arch] = {key: _slope(xs, [r[key] for r in rows]) for key in MEASURED}
     return {"widths": widths, "slopes": slopes, "zoo_sizes": sizes, "steps_timed": steps}
 
 
 def print_scaling(result: dict[str, Any]) -> None:
     table = Table(title=f"cost against expert width ({result['steps_timed']} steps timed, batch sizes of the defaults)")
-    columns = (
-        "architecture",
-        "width",
-        "expert params",
-        "tokens",
-        "encoder params",
-        "generator params",
-        "encoder ms/step",
-        "generator ms/step",
-    )
-    keys = (
-        "architecture",
-        "width",
-        "expert_params",
-        "tokens",
-        "encoder_params",
-        "generator_params",
-        "encoder_ms_per_step",
-        "generator_ms_per_step",
-    )
+    columns = ("architecture", "width", *MEASURED.values())
+    keys = ("architecture", "width", *MEASURED)
     for column in columns:
         table.add_column(column, justify="left" if column == "architecture" else "right")
     for r in result["widths"]:
