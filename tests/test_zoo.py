@@ -193,6 +193,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no manifest.json" in capsys.readouterr().err
     assert main([*build, "--arch", "mlp-node", "--set", "arch.state_dim=3"]) == 2
     assert "does not fit" in capsys.readouterr().err
+    assert main([*build, "--arch", "mlp-node", "--jobs", "2"]) == 2
+    assert "add --executor ray" in capsys.readouterr().err
 
 
 @pytest.mark.slow

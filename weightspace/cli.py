@@ -203,9 +203,10 @@ def _cmd_zoo_build(args: argparse.Namespace) -> None:
         scoped["zoo"]["size"] = args.size
     if args.random_init:
         scoped["zoo"]["random_init"] = True
+    if args.executor == "local" and (args.jobs is not None or args.address is not None):
+        raise ConfigError("--jobs and --address choose Ray workers: add --executor ray")
     registry = default_registry()
     device = resolve_device(args.device)  # of the base, trained here, and of every expert
-    pool = RayPool(args.jobs, args.address, gpus=device.type == "cuda") if args.executor == "ray" else None
     plan = plan_zoo(
         registry,
         args.system,
@@ -217,6 +218,7 @@ def _cmd_zoo_build(args: argparse.Namespace) -> None:
         zoo_overrides=scoped["zoo"],
     )
     start = time.perf_counter()
+    pool = RayPool(args.jobs, args.address, gpus=device.type == "cuda") if args.executor == "ray" else None
     try:
         with _progress() as progress:
             zoo = build_zoo(plan, args.out, device, _RichZooProgress(progress), registry, pool)

@@ -36,7 +36,7 @@ class PluginEntry:
             return self.ref
         try:
             cls = self.ref.load()
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # a broken plugin module must not look like our bug
             what = f"{self.kind} {self.name!r} of plugin {self.source}"
             raise PluginError(f"{what}: cannot import {self.ref.target}: {exc}") from exc
         if getattr(cls, "name", None) != self.name:
