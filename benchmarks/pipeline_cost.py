@@ -66,7 +66,8 @@ def _timed(timings: dict[str, float], record: Path, name: str, work: Callable[[]
 
 
 def stage_costs(config_path: Path, changes: dict[str, Any], cache: Path, profile_steps: int) -> dict[str, Any]:
-    config = RunConfig.from_dict(merge_config(read_config_toml(config_path), changes), str(config_path))
+    merged = merge_config(read_config_toml(config_path), changes)
+    config = RunConfig.from_dict(merged, str(config_path))
     plan = plan_run(config)
     record = cache / f"timings-{plan.keys['generator']}.json"
     timings: dict[str, float] = json.loads(record.read_text()) if record.is_file() else {}
@@ -95,16 +96,17 @@ def stage_costs(config_path: Path, changes: dict[str, Any], cache: Path, profile
     _timed(timings, record, f"evaluate {config.method}", generated)
     result = {"config": str(config_path), "changes": changes, "seconds": timings}
     if profile_steps:
-        result["profile"] = {stage: _profile(plan, stage, cache, profile_steps) for stage in ("encoder", "generator")}
+        result["profile"] = {
+            stage: _profile(plan, merged, stage, cache, profile_steps) for stage in ("encoder", "generator")
+        }
     return result
 
 
-def _profile(plan: Any, stage: str, cache: Path, steps: int) -> list[dict[str, Any]]:
-    """Top operators of ``steps`` training steps of ``stage``, built afresh in a scratch cache."""
+def _profile(plan: Any, merged: dict[str, Any], stage: str, cache: Path, steps: int) -> list[dict[str, Any]]:
+    """Top operators of ``steps`` training steps of ``stage`` (of run config ``merged``), built afresh
+    in a scratch cache beside the finished stages before it."""
     training = "encoder_training" if stage == "encoder" else "generator_training"
-    config = RunConfig.from_dict(
-        merge_config({**plan.config.to_dict(), **plan.config.sections}, {training: {"steps": steps}})
-    )
+    config = RunConfig.from_dict(merge_config(merged, {training: {"steps": steps}}))
     short = plan_run(config)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -13,6 +13,7 @@ from weightspace.bench import LocalExecutor, Node, execute, plan_bench, run_benc
 from weightspace.cli import main
 from weightspace.errors import WeightspaceError
 from weightspace.matrix import Matrix
+from weightspace.progress import BenchProgress
 from weightspace.report import finetune_reach, load_results, write_report, write_results
 
 from .test_run import TINY_RUN
@@ -192,6 +193,39 @@ def test_a_failed_node_skips_its_dependents_and_not_the_others(matrix_file, tmp_
     # the rerun builds exactly what failed
     rerun = run_bench(Matrix.from_toml(matrix_file), out, LocalExecutor())
     assert not rerun.failed and sorted(r["key"] for r in rerun.ran) == sorted(outcome.failed)
+
+
+class NodeEvents(BenchProgress):
+    def __init__(self):
+        self.events = []
+
+    def stage(self, node, name, total):
+        self.events.append(("stage", node.key, name, total))
+
+    def advance(self, node, n):
+        self.events.append(("advance", node.key, n))
+
+    def log(self, node, message):
+        self.events.append(("log", node.key, message))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_running_node_reports_its_stages_steps_and_messages(matrix_file, tmp_path, jobs):
+    """In this process and from pool workers (through the executor's queue) alike."""
+    zoo = next(n for n in plan_bench(Matrix.from_toml(matrix_file)).nodes.values() if n.key.startswith("zoo"))
+    events = NodeEvents()
+    executor = LocalExecutor(jobs, progress=events)
+    try:
+        handle = executor.submit(zoo, str(tmp_path))
+        executor.wait([handle])
+        assert "error" not in executor.result(handle)
+    finally:
+        executor.close()
+    assert {e[1] for e in events.events} == {zoo.key}
+    assert any(e[0] == "log" and e[2].startswith("simulating") for e in events.events)
+    stages = [e for e in events.events if e[0] == "stage"]
+    assert stages[0][2].startswith("base expert") and len(stages) == 2
+    assert sum(e[2] for e in events.events if e[0] == "advance") > 0
 
 
 def test_a_node_that_raises_comes_back_as_an_error_with_its_traceback_logged(matrix_file, tmp_path):

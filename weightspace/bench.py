@@ -214,6 +214,8 @@ class LocalExecutor:
         key, kind, value = event
         if kind == "stage":
             self.progress.stage(self.nodes[key], *value)
+        elif kind == "log":
+            self.progress.log(self.nodes[key], value)
         else:
             self.progress.advance(self.nodes[key], value)
 

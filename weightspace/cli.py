@@ -472,6 +472,9 @@ class _RichBenchProgress(BenchProgress):
         if node.key in self.stages:
             self.progress.advance(self.stages[node.key], n)
 
+    def log(self, node: Node, message: str) -> None:
+        self.progress.console.print(f"{node.label}: {message}")
+
     def finished(self, node: Node, result: dict) -> None:
         self._drop(node)
         self.progress.advance(self.task, 1)

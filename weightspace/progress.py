@@ -39,13 +39,17 @@ class BenchProgress:
     def advance(self, node: Node, n: int) -> None:
         """A running node did ``n`` more steps of its stage."""
 
+    def log(self, node: Node, message: str) -> None:
+        """A running node's message (e.g. that it simulates a system first)."""
+
     def finished(self, node: Node, result: dict[str, Any]) -> None: ...
 
 
 class NodeProgress(ZooProgress):
-    """A node's stage progress as events ``(key, "stage", (name, total))`` and ``(key, "advance", n)``
-    handed to ``send``: straight to a :class:`BenchProgress`, or through a queue from a worker
-    process. Steps are sent at most every ``interval`` seconds, so that fast loops do not flood it."""
+    """A node's stage progress as events ``(key, "stage", (name, total))``, ``(key, "advance", n)``
+    and ``(key, "log", message)`` handed to ``send``: straight to a :class:`BenchProgress`, or
+    through a queue from a worker process. Steps are sent at most every ``interval`` seconds, so
+    that fast loops do not flood it."""
 
     def __init__(self, key: str, send: Callable[[tuple[str, str, Any]], None], interval: float = 0.25) -> None:
         self.key, self.send, self.interval = key, send, interval
@@ -54,6 +58,9 @@ class NodeProgress(ZooProgress):
     def stage(self, name: str, total: int) -> None:
         self._flush()
         self.send((self.key, "stage", (name, total)))
+
+    def log(self, message: str) -> None:
+        self.send((self.key, "log", message))
 
     def advance(self, n: int) -> None:
         self.pending += n
