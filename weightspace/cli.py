@@ -60,6 +60,15 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
 
 
+def _add_executor_options(parser: argparse.ArgumentParser, where: str, jobs: str) -> None:
+    """``--executor local|ray``, ``--jobs`` and ``--address`` (a Ray cluster's)."""
+    parser.add_argument("--executor", choices=("local", "ray"), default="local", help=f"{where} (default: local)")
+    parser.add_argument("--jobs", type=int, default=None, help=jobs)
+    parser.add_argument(
+        "--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray instance)"
+    )
+
+
 def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help=f"override a config value, e.g. {example}"
@@ -662,16 +671,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="zoo directory")
     _add_set_option(p, "--set arch.hidden_channels=16 --set zoo.expert_steps=100 --set system.n_seen=3")
     _add_compute_options(p)
-    p.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="where the experts train: this process, or Ray tasks of one chunk of experts each (default: local)",
+    _add_executor_options(
+        p,
+        "where the experts train: this process, or Ray tasks of one chunk of experts each",
+        "ray: tasks at once (default: 2 local workers, or the cluster's CPUs)",
     )
-    p.add_argument(
-        "--jobs", type=int, default=None, help="ray: tasks at once (default: 2 local workers, or the cluster's CPUs)"
-    )
-    p.add_argument("--address", default=None, help="ray: cluster address, e.g. auto (default: a local Ray instance)")
     p.set_defaults(func=_cmd_zoo_build)
     p = zoo_sub.add_parser("info", help="summarise a zoo and verify its checksums")
     p.add_argument("dir", help="zoo directory")
@@ -726,11 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a matrix of systems x methods x ablations x seeds; tables and plots")
     p.add_argument("matrix", help="matrix TOML (see benchmarks/matrices/)")
     p.add_argument("--out", required=True, help="bench folder; a rerun resumes and reuses every finished stage")
-    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where nodes run (default: local)")
-    p.add_argument(
-        "--jobs", type=int, default=None, help="nodes at once (default: 1; ray: 2 local workers, or the cluster's CPUs)"
+    _add_executor_options(
+        p, "where nodes run", "nodes at once (default: 1; ray: 2 local workers, or the cluster's CPUs)"
     )
-    p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray instance)")
     p.add_argument("--dry-run", action="store_true", help="list the nodes and which are built; run nothing")
     p.add_argument("--device", default=None, help="device of the stages: cpu, cuda (default: cuda when available)")
     p.set_defaults(func=_cmd_bench)
