@@ -20,9 +20,10 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from weightspace.evaluation import adapt_baseline, evaluate_run, scored_row
-from weightspace.run import Run
-from weightspace.trajectories import by_environment
+from weightspace.evaluation import evaluate
+from weightspace.method import RUN_METHOD, EvaluationOptions
+from weightspace.pipeline.run import Run
+from weightspace.registry import default_registry
 
 
 def main() -> None:
@@ -36,24 +37,21 @@ def main() -> None:
     args = parser.parse_args()
     run = Run.load(args.run)
     zoo, console = run.zoo, Console()
-    split = "test_out"
-    environments = by_environment(zoo.dataset()[split])
-    generated = next(
-        r for r in evaluate_run(run, observed_frames=args.frames, n_candidates=args.candidates) if r["split"] == split
-    )
-    rows = [{"method": "dynadiff", "rmse": generated["rmse_mean"], "seconds_per_env": generated["seconds_per_env"]}]
+    registry = default_registry()
+    finetuning = [m for m in registry.names("methods") if registry.get("methods", m).fine_tunes_observed]
     budgets = [int(s) for s in args.steps.split(",")]
-    references = [(m, None) for m in args.references.split(",") if m]
-    for method, steps in references + [("finetune-L", s) for s in budgets]:
-        console.print(f"{method} {steps or ''} on {len(environments[0])} unseen environments")
-        adapted = adapt_baseline(
-            zoo, method, split, environments[0], observed_frames=args.frames, finetune_steps=steps or 1
-        )
-        row = scored_row(zoo, method, split, adapted.params, environments)
-        rows.append(
-            {"method": method, "steps": steps, "rmse": row["rmse_mean"], "seconds_per_env": adapted.seconds_per_env}
-        )
-    reached = [r for r in rows if r["method"] == "finetune-L" and r["rmse"] <= rows[0]["rmse"]]
+    options = EvaluationOptions(
+        observed_frames=args.frames, candidates=args.candidates, finetune_budgets=tuple(budgets)
+    )
+    methods = [RUN_METHOD, *(m for m in args.references.split(",") if m), *finetuning]
+    out = [r for r in evaluate(zoo, methods, run=run, options=options, log=console.print) if r["split"] == "test_out"]
+    rows = [{"method": out[0]["method"], "rmse": out[0]["rmse_mean"], "seconds_per_env": out[0]["seconds_per_env"]}]
+    for r in out[1:]:
+        points = r.get("budget_curve") or [
+            {"steps": None, "rmse": r["rmse_mean"], "seconds_per_env": r["seconds_per_env"]}
+        ]
+        rows += [{"method": r["method"], **point} for point in points]
+    reached = [r for r in rows if r.get("steps") and r["rmse"] <= rows[0]["rmse"]]
     table = Table(
         title=f"{zoo.manifest['system']} x {zoo.manifest['architecture']}: unseen environments, L = {args.frames}"
     )
@@ -68,11 +66,11 @@ def main() -> None:
     if reached:
         first = reached[0]
         console.print(
-            f"finetune-{args.frames} reaches the generated experts' RMSE after {first['steps']} steps: "
+            f"{first['method']} reaches the generated experts' RMSE after {first['steps']} steps: "
             f"{first['seconds_per_env'] / rows[0]['seconds_per_env']:.0f}x the generation latency"
         )
     else:
-        console.print(f"finetune-{args.frames} does not reach the generated experts' RMSE within {max(budgets)} steps")
+        console.print(f"fine-tuning does not reach the generated experts' RMSE within {max(budgets)} steps")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

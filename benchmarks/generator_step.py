@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from weightspace_dynadiff.dit import DiT
+from weightspace.nn.dit import DiT
 
 # (label, tokens, latent dim): the graph-vae latents of the quick zoos (one token per hidden unit)
 SHAPES = (("lotka-volterra quick (mlp-node 64 x 64)", 130, 8), ("lambda-omega quick (fno hidden 16)", 162, 8))

@@ -36,15 +36,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from weightspace.baselines import BASELINES
 from weightspace.components import Context
 from weightspace.dataset import write_dataset
 from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, fit_normalizer
-from weightspace.evaluation import evaluate_run, evaluate_zoo
+from weightspace.evaluation import evaluate
 from weightspace.generation import GeneratorTraining, fit_generator
+from weightspace.method import RUN_METHOD
 from weightspace.metrics import observation_residual
+from weightspace.pipeline.config import RunConfig, merge_config, read_config_toml
+from weightspace.pipeline.run import Run
+from weightspace.pipeline.stages import build_stage, link_run, plan_run
 from weightspace.registry import default_registry
-from weightspace.run import Run, RunConfig, build_stage, link_run, merge_config, plan_run, read_config_toml
 from weightspace.simulation import build_dataset
 from weightspace.storage import write_json
 from weightspace.trajectories import ChannelScale
@@ -83,13 +85,15 @@ def stage_costs(config_path: Path, changes: dict[str, Any], cache: Path, profile
         console.print(f"  {stage} built")
     zoo = Zoo.load(zoo_dir)
     latency: list[float] = []
-    for method in BASELINES:
-        _timed(timings, record, f"evaluate {method}", lambda method=method: evaluate_zoo(zoo, [method]))
+    registry = default_registry()
+    for method in (m for m in registry.names("methods") if not registry.get("methods", m).needs_run):
+        _timed(timings, record, f"evaluate {method}", lambda method=method: evaluate(zoo, [method]))
     run_dir = cache / f"run-{plan.keys['generator']}"
     link_run(plan, run_dir, cache)
 
     def generated() -> None:
-        rows = evaluate_run(Run.load(run_dir))
+        run = Run.load(run_dir)
+        rows = evaluate(run.zoo, [RUN_METHOD], run=run)
         latency.extend(r["gen_latency_ms"] for r in rows)
         timings["generation latency (ms per environment)"] = statistics.median(latency)
 

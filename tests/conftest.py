@@ -3,6 +3,57 @@ import torch
 
 from weightspace.graph import GraphSpec, LayoutBuilder, Member, WeightGraph
 
+# A whole run (zoo, encoder, generator, prompter) small enough to train in seconds on a CPU; shared by
+# the run, method and bench tests (``from .conftest import TINY_RUN``).
+TINY_RUN = """
+system = "lotka-volterra"
+architecture = "mlp-node"
+seed = 1
+
+[system_settings]
+n_b = 2
+n_d = 2
+n_seen = 2
+n_train = 3
+n_test = 1
+n_frames = 11
+
+[architecture_config]
+hidden_width = 8
+
+[zoo]
+size = 3
+base_steps = 20
+expert_steps = 10
+eval_every = 5
+unroll = 2
+max_loss = 100.0
+
+[encoder]
+width = 16
+latent_dim = 4
+heads = 2
+depth = 1
+
+[encoder_training]
+steps = 20
+
+[generator]
+hidden = 16
+depth = 1
+heads = 2
+sample_steps = 5
+
+[prompter]
+dim = 8
+hidden = 8
+
+[generator_training]
+steps = 20
+batch_size = 8
+max_frames = 4
+"""
+
 
 @pytest.fixture
 def toy_spec() -> GraphSpec:

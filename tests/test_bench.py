@@ -16,7 +16,7 @@ from weightspace.matrix import Matrix
 from weightspace.progress import BenchProgress
 from weightspace.report import finetune_reach, load_results, write_report, write_results
 
-from .test_run import TINY_RUN
+from .conftest import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys
     summary = results["summary"]
     assert {r["n_seeds"] for r in summary} == {2}
     ope = [r for r in summary if r["method"] == "one-per-env"]
-    assert all(r["ratio_to_one_per_env"] == pytest.approx(1.0) for r in ope)
+    assert all(r["ratio_to_reference"] == pytest.approx(1.0) and r["reference_method"] == "one-per-env" for r in ope)
     report = (out / "report.md").read_text()
     for heading in ("## Methods", "## Ablations", "## Observation length", "## Zoo size", "## Generation vs."):
         assert heading in report
@@ -150,7 +150,9 @@ def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys
     # finetune-L's budget curve (averaged over seeds) says how long it takes to reach dynadiff's RMSE
     (curve,) = [r["budget_curve"] for r in summary if r["method"] == "finetune-L" and r["split"] == "test_out"]
     assert [c["steps"] for c in curve] == [2, 5] and all(c["seconds_per_env"] > 0 for c in curve)
-    assert "finetune-L to reach generation's RMSE" in report and "not measured" not in report
+    assert (
+        "fine-tuning to reach generation's RMSE" in report and "(finetune-L)" in report and "not measured" not in report
+    )
     header = (out / "results.csv").read_text().splitlines()[0]
     assert header.startswith("system,architecture,method,group,sweep,sweep_value,split,n_seeds,rmse_mean")
     assert (out / "runs/lotka-volterra/mlp-node/flat-vae/seed1/run.json").is_file()

@@ -5,8 +5,7 @@ import sys
 import pytest
 import torch
 
-from weightspace.baselines import BASELINES
-from weightspace.cli import build_parser, main
+from weightspace.cli import main
 from weightspace.registry import default_registry
 from weightspace.storage import save_tensors
 
@@ -21,7 +20,7 @@ def test_plugins_json_lists_names_by_kind(capsys):
     code, out, _ = run(capsys, "plugins", "--json")
     data = json.loads(out)
     assert code == 0
-    assert list(data) == ["architectures", "systems", "encoders", "generators", "prompters"]
+    assert list(data) == ["architectures", "systems", "encoders", "generators", "prompters", "methods"]
     assert {"fno", "uno", "wno", "mlp-node"} <= set(data["architectures"])
     assert {"lotka-volterra", "lambda-omega", "kolmogorov", "navier-stokes", "cylinder-flow"} <= set(data["systems"])
     assert all(isinstance(n, str) for names in data.values() for n in names)
@@ -134,8 +133,10 @@ def test_listing_commands_start_without_torch(argv):
     assert "HEAVY []" in out
 
 
-def test_evaluate_help_names_every_baseline():
-    """The help lists the baselines by hand (importing them costs torch); this keeps the list true."""
-    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
-    (method,) = [a for a in evaluate._actions if a.dest == "method"]
-    assert all(name in method.help for name in BASELINES)
+def test_plugins_lists_the_adaptation_methods(capsys):
+    """Methods are a plugin kind: `plugins --json` lists the built-in ones beside the components."""
+    assert main(["plugins", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {"one-for-all", "one-per-env", "finetune-L", "nearest-zoo", "generated", "diffusion-init"} <= set(
+        listed["methods"]
+    )

@@ -56,9 +56,11 @@ def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp
     growth term of the prey's equation goes into ``prey^2`` instead (over less than a cycle in
     [1, 3]^2 the two are nearly collinear). Zoo experts of seen environments give 0.08 / 0.07 and
     the form in 10 of 16: generation, not the expert class, loses most accuracy."""
-    from weightspace.evaluation import generate_for_split
-    from weightspace.run import RunConfig, merge_config, read_config_toml, train_run
-    from weightspace.trajectories import by_environment
+    from weightspace.evaluation import split_environments
+    from weightspace.method import EvaluationOptions
+    from weightspace.pipeline import RunConfig, train_run
+    from weightspace.pipeline.config import merge_config, read_config_toml
+    from weightspace_methods.generated import generate_for_split
 
     repo = Path(__file__).resolve().parents[1]
     config = merge_config(
@@ -71,8 +73,9 @@ def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp
     )
     run = train_run(RunConfig.from_dict(config), tmp_path / "run")
     system = run.zoo.system()
-    env_index, env_params, _ = by_environment(run.zoo.dataset()["test_out"])
-    generated, _ = generate_for_split(run, env_index, env_params, 4, 16)
+    environments = split_environments(run.zoo, "test_out")
+    env_params = environments.env_params
+    generated, _ = generate_for_split(run, environments, EvaluationOptions(observed_frames=4, candidates=16))
     x0 = run.zoo.adapter.example_input(16, torch.Generator().manual_seed(0))
     errors, forms = [], 0
     for i, (b, d) in enumerate(env_params.tolist()):

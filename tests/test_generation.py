@@ -1,37 +1,72 @@
-"""Generator training and gradient-free adaptation: determinism, candidate selection, rejection."""
+"""Generator training and gradient-free adaptation: EMA weights, determinism, candidate selection, rejection."""
+
+from dataclasses import dataclass
 
 import pytest
 import torch
 
 import weightspace as ws
-from weightspace.components import Context
+from weightspace.architecture import ArchitectureAdapter
+from weightspace.components import Context, Generator, Prompter
 from weightspace.encoding import WeightCodec
 from weightspace.errors import WeightError
 from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator, generate_experts
 from weightspace.graph import GraphNormalizer
+from weightspace.metrics import observation_residual
+from weightspace.registry import default_registry
 from weightspace.trajectories import ChannelScale
-from weightspace_dynadiff.dit_diffusion import DiTDiffusion
-from weightspace_dynadiff.graph_vae import GraphVAE
-from weightspace_dynadiff.prompters import DynamicsPrompter
+
+TRAINING = GeneratorTraining(steps=20, batch_size=8, max_frames=4, ema=0.9)
+"""A decay of 0.9 over 20 steps: the average still weighs the initial weights by 0.9**20 ~ 0.12, and
+the last step by 0.1, so it is far from both (at the default 0.995 it would barely leave the start)."""
+DT = 0.1
+
+
+@dataclass
+class Trained:
+    adapter: ArchitectureAdapter
+    codec: WeightCodec
+    generator: Generator
+    prompter: Prompter
+    traj: torch.Tensor
+    scale: ChannelScale
+    env_params: torch.Tensor
+    latents: torch.Tensor
+    history: list[dict[str, float]]
+    initial: dict[str, torch.Tensor]
+    """Both modules' parameters before training."""
+    raw: list[dict[str, torch.Tensor]]
+    """The trained (not averaged) parameters after each optimizer step."""
+
+
+def parameters(generator: torch.nn.Module, prompter: torch.nn.Module) -> dict[str, torch.Tensor]:
+    modules = torch.nn.ModuleDict({"generator": generator, "prompter": prompter})
+    return {k: v.detach().clone() for k, v in modules.named_parameters()}
+
+
+def component(kind: str, name: str, context: Context, **overrides):
+    """A registered component (DynaDiff's, here) by name: the modules that define them may move."""
+    return default_registry().get(kind, name).from_overrides(overrides, context)
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup() -> Trained:
     adapter = ws.architecture("mlp-node", hidden_width=6)
     system = ws.system("lotka-volterra", n_b=2, n_d=2, n_seen=2, n_frames=11)
     traj = system.simulate(torch.arange(4), 3, seed=0).float()
     env_params = system.environments()[:4].float()
     params = adapter.init_params(8, seed=0)
     context = Context(adapter.spec.to_json(), (2,), 2)
-    encoder = GraphVAE.from_overrides({"width": 16, "latent_dim": 4, "heads": 2}, context).eval()
+    encoder = component("encoders", "graph-vae", context, width=16, latent_dim=4, heads=2).eval()
     codec = WeightCodec(encoder, GraphNormalizer.fit(adapter.to_graph(params)), adapter)
     tokens, dim = encoder.latent_shape
     context = Context(context.spec_json, (2,), 2, tokens, dim, 8)
-    generator = DiTDiffusion.from_overrides({"hidden": 16, "depth": 1, "heads": 2, "sample_steps": 5}, context)
-    prompter = DynamicsPrompter.from_overrides({"dim": 8, "hidden": 8}, context)
+    generator = component("generators", "dit-diffusion", context, hidden=16, depth=1, heads=2, sample_steps=5)
+    prompter = component("prompters", "dynamics", context, dim=8, hidden=8)
     with torch.no_grad():
         latents = codec.encode(params)[0]
     scale, env_scale = ChannelScale.fit(traj, 1), EnvironmentScale.fit(env_params)
+    initial, raw = parameters(generator, prompter), []
     history = fit_generator(
         generator,
         prompter,
@@ -40,44 +75,78 @@ def setup():
         traj,
         env_scale.normalize(env_params),
         scale,
-        GeneratorTraining(steps=20, batch_size=8, max_frames=4),
+        TRAINING,
         seed=0,
+        # called after each optimizer step, while the modules still hold the trained weights
+        advance=lambda n: raw.append(parameters(generator, prompter)),
     )
-    return adapter, codec, generator, prompter, traj, scale, env_scale.normalize(env_params), history
+    normalized = env_scale.normalize(env_params)
+    return Trained(adapter, codec, generator, prompter, traj, scale, normalized, latents, history, initial, raw)
 
 
-def test_generator_training_runs_and_keeps_ema_weights(setup):
-    *_, history = setup
-    assert history[-1]["step"] == 20 and all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
+def test_generator_training_leaves_the_ema_of_the_trained_weights(setup):
+    """On return the generator and the prompter hold the exponential moving average (decay
+    ``TRAINING.ema``, starting from the initial weights) of their weights after each step, not the
+    last step's weights, and keep the latent statistics fitted before training."""
+    assert len(setup.raw) == TRAINING.steps  # one advance per step
+    assert [h["step"] for h in setup.history] == [TRAINING.steps]
+    assert all(torch.isfinite(torch.tensor([h["diffusion"], h["aux"]])).all() for h in setup.history)
+
+    expected = setup.initial
+    for step in setup.raw:
+        expected = {k: TRAINING.ema * e + (1 - TRAINING.ema) * step[k] for k, e in expected.items()}
+    held = parameters(setup.generator, setup.prompter)
+    assert held.keys() == expected.keys() and any(k.startswith("prompter.") for k in held)
+    for k, v in held.items():
+        torch.testing.assert_close(v, expected[k], msg=lambda m, k=k: f"{k} is not the EMA: {m}")
+
+    last = setup.raw[-1]
+    trained = [k for k in held if not torch.equal(last[k], setup.initial[k])]
+    assert len(trained) > len(held) // 2  # most parameters moved during training ...
+    for k in trained:  # ... and what is held is neither the last step nor the start
+        assert not torch.allclose(held[k], last[k]), k
+        assert not torch.allclose(held[k], setup.initial[k]), k
+
+    # the buffers fitted on the latents survived loading the EMA copy's state
+    torch.testing.assert_close(setup.generator.latent_mean, setup.latents.mean(dim=0))
+    assert not setup.generator.training and not setup.prompter.training
 
 
 def test_generation_is_deterministic_and_picks_the_best_candidate(setup):
-    adapter, codec, generator, prompter, traj, scale, env_params, _ = setup
-    observed = traj[:, 0, :4]
-    a = generate_experts(codec, generator, prompter, observed, env_params, scale, 0.1, n_candidates=4, seed=3)
-    b = generate_experts(codec, generator, prompter, observed, env_params, scale, 0.1, n_candidates=4, seed=3)
+    s = setup
+    observed = s.traj[:, 0, :4]
+    a = generate_experts(s.codec, s.generator, s.prompter, observed, s.env_params, s.scale, DT, n_candidates=4, seed=3)
+    b = generate_experts(s.codec, s.generator, s.prompter, observed, s.env_params, s.scale, DT, n_candidates=4, seed=3)
     for k in a.params:
         assert torch.equal(a.params[k], b.params[k])
         assert a.params[k].shape[0] == 4
     assert a.candidate_residuals.shape == (4, 4)
+    assert torch.isfinite(a.candidate_residuals).all() and (a.rejected == 0).all()
     assert torch.equal(a.residual, a.candidate_residuals.min(dim=1).values)
-    c = generate_experts(codec, generator, prompter, observed, env_params, scale, 0.1, n_candidates=4, seed=4)
+    # the candidates differ, so picking matters, and the expert returned for each environment is the
+    # one scoring that minimum on that environment's frames
+    assert (a.candidate_residuals.amax(dim=1) > a.candidate_residuals.amin(dim=1)).all()
+    torch.testing.assert_close(observation_residual(s.adapter, a.params, observed, s.scale, DT), a.residual)
+    c = generate_experts(s.codec, s.generator, s.prompter, observed, s.env_params, s.scale, DT, n_candidates=4, seed=4)
     assert not torch.equal(a.candidate_residuals, c.candidate_residuals)
 
 
 def test_non_finite_candidates_are_rejected(setup, monkeypatch):
-    adapter, codec, generator, prompter, traj, scale, env_params, _ = setup
-    real_sample = generator.sample
+    s = setup
+    observed = s.traj[:, 0, :3]
+    real_sample = s.generator.sample
 
     def half_broken(condition, rng):
         latents = real_sample(condition, rng)
-        latents[::2] = float("nan")
+        latents[::2] = float("nan")  # the first of each environment's two candidates
         return latents
 
-    monkeypatch.setattr(generator, "sample", half_broken)
-    out = generate_experts(codec, generator, prompter, traj[:, 0, :3], env_params, scale, 0.1, 2, seed=0)
+    monkeypatch.setattr(s.generator, "sample", half_broken)
+    out = generate_experts(s.codec, s.generator, s.prompter, observed, s.env_params, s.scale, DT, 2, seed=0)
     assert (out.rejected == 1).all() and all(torch.isfinite(v).all() for v in out.params.values())
+    assert torch.isinf(out.candidate_residuals[:, 0]).all() and torch.isfinite(out.candidate_residuals[:, 1]).all()
+    assert torch.equal(out.residual, out.candidate_residuals[:, 1])
 
-    monkeypatch.setattr(generator, "sample", lambda c, rng: torch.full_like(real_sample(c, rng), float("nan")))
+    monkeypatch.setattr(s.generator, "sample", lambda c, rng: torch.full_like(real_sample(c, rng), float("nan")))
     with pytest.raises(WeightError, match="non-finite"):
-        generate_experts(codec, generator, prompter, traj[:, 0, :3], env_params, scale, 0.1, 2, seed=0)
+        generate_experts(s.codec, s.generator, s.prompter, observed, s.env_params, s.scale, DT, 2, seed=0)

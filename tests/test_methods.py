@@ -6,9 +6,9 @@ import json
 import pytest
 
 from weightspace.cli import main
-from weightspace.run import RunConfig
+from weightspace.pipeline import RunConfig
 
-from .test_run import TINY_RUN
+from .conftest import TINY_RUN
 
 VARIANTS = {
     "flat-vae": '[encoder]\nname = "flat-vae"\nwidth = 16\nlatent_dim = 4\nheads = 2\ndepth = 1\nchunk = 16\n',
@@ -59,10 +59,17 @@ def test_each_method_trains_and_evaluates_under_its_name(method, base_config, tm
     argv = ["evaluate", "--run", str(out), "--frames", "3", "--candidates", "3", "--out", str(results)]
     assert main(argv) == 0
     rows = json.loads(results.read_text())
-    assert [r["method"] for r in rows] == [method, method]
+    assert [(r["method"], r["split"]) for r in rows] == [(method, "test_in"), (method, "test_out")]
     for row in rows:
-        assert row["rmse_mean"] == row["rmse_mean"]  # not NaN (inf is allowed for a diverging tiny expert)
-        assert set(row["memorization"]) >= {"nn_distance", "zoo_nn_distance", "ratio", "ratio_other_env"}
+        # one expert per environment of the split, scored on every test trajectory of each
+        assert row["n_envs"] == len(row["per_env"]) == 2 and row["n_traj"] == 2
+        per_env = [e["rmse"] for e in row["per_env"]]
+        assert row["rmse_mean"] == pytest.approx(sum(per_env) / len(per_env), nan_ok=True)
+        assert (row["observed_frames"], row["candidates"]) == (3, 3) and row["gen_latency_ms"] > 0
+        assert not row["reference"] and set(row["memorization"]) >= {"nn_distance", "ratio", "ratio_other_env"}
+    assert main(argv) == 0  # seeded sampling: the same experts, the same scores
+    again = json.loads(results.read_text())
+    assert [r["rmse_per_step"] for r in again] == [r["rmse_per_step"] for r in rows]
     assert main([*argv[:-2], "--method", "dynadiff", "--out", str(results)]) == (0 if method == "dynadiff" else 2)
 
 

@@ -11,57 +11,10 @@ import weightspace as ws
 from weightspace.cli import main
 from weightspace.errors import ConfigError
 from weightspace.generation import load_expert, save_expert
-from weightspace.run import Run, RunConfig, plan_run
+from weightspace.pipeline import Run, RunConfig, plan_run
 from weightspace.storage import load_tensors, save_tensors
 
-TINY_RUN = """
-system = "lotka-volterra"
-architecture = "mlp-node"
-seed = 1
-
-[system_settings]
-n_b = 2
-n_d = 2
-n_seen = 2
-n_train = 3
-n_test = 1
-n_frames = 11
-
-[architecture_config]
-hidden_width = 8
-
-[zoo]
-size = 3
-base_steps = 20
-expert_steps = 10
-eval_every = 5
-unroll = 2
-max_loss = 100.0
-
-[encoder]
-width = 16
-latent_dim = 4
-heads = 2
-depth = 1
-
-[encoder_training]
-steps = 20
-
-[generator]
-hidden = 16
-depth = 1
-heads = 2
-sample_steps = 5
-
-[prompter]
-dim = 8
-hidden = 8
-
-[generator_training]
-steps = 20
-batch_size = 8
-max_frames = 4
-"""
+from .conftest import TINY_RUN
 
 
 def test_train_generate_evaluate(tmp_path, capsys):
@@ -110,6 +63,8 @@ def test_train_generate_evaluate(tmp_path, capsys):
     assert main(["generate", "--run", str(out), "--env", "3", "--length", "3", "--n", "4", "--out", str(expert)]) == 0
     assert "best of 4 candidates" in " ".join(capsys.readouterr().out.split())
     module = load_expert(expert)
+    saved, state = load_tensors(expert / "expert.safetensors")[0], module.state_dict()
+    assert saved.keys() == state.keys() and all(torch.equal(state[k], v) for k, v in saved.items())
     assert module(torch.ones(5, 2)).shape == (5, 2)
 
     frames = tmp_path / "frames.safetensors"
@@ -118,7 +73,7 @@ def test_train_generate_evaluate(tmp_path, capsys):
     assert json.loads((tmp_path / "from-file" / "config.json").read_text())["frames"] == 3
     save_tensors(frames, {"frames": torch.rand(3, 5)})
     assert main(["generate", "--run", str(out), "--frames", str(frames), "--out", str(tmp_path / "bad")]) == 2
-    assert "do not fit" in capsys.readouterr().err
+    assert "observed frames must be [E, L, 2] for lotka-volterra; got [1, 3, 5]" in capsys.readouterr().err
 
     results = tmp_path / "results.json"
     argv = ["evaluate", "--run", str(out), "--method", "dynadiff", "--method", "finetune-L", "--out", str(results)]

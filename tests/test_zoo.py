@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import weightspace.zoo as zoo_module
-from weightspace.baselines import nearest_zoo
 from weightspace.cli import main
 from weightspace.errors import ConfigError, StorageError
-from weightspace.evaluation import evaluate_zoo
+from weightspace.evaluation import evaluate
+from weightspace.method import EvaluationOptions
 from weightspace.registry import default_registry
 from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo
+from weightspace_methods.baselines import nearest_zoo
 
 SYSTEM = {"n_b": 2, "n_d": 2, "n_seen": 2, "n_train": 3, "n_test": 1, "n_frames": 11}
 ZOO = {"size": 2, "base_steps": 20, "expert_steps": 10, "eval_every": 5, "unroll": 2, "expert_batch": 2}
@@ -146,7 +147,7 @@ def test_random_init_zoo(tmp_path):
 
 def test_evaluate_rows(built):
     methods = ("one-for-all", "one-per-env", "finetune-L", "nearest-zoo")
-    rows = evaluate_zoo(built, methods, observed_frames=3, finetune_steps=5)
+    rows = evaluate(built, methods, options=EvaluationOptions(observed_frames=3, finetune_steps=5))
     assert [(r["method"], r["split"]) for r in rows] == [(m, s) for s in ("test_in", "test_out") for m in methods]
     for r in rows:
         assert {"system", "architecture", "rmse_mean", "rmse_std", "ssim_mean", "n_envs", "n_traj"} <= set(r)
@@ -211,7 +212,7 @@ def test_quick_lotka_volterra_zoo_end_to_end(tmp_path):
     )
     zoo = build_zoo(plan, tmp_path)
     assert zoo.n_experts == 8
-    rows = {(r["method"], r["split"]): r for r in evaluate_zoo(zoo, ["one-for-all", "one-per-env"])}
+    rows = {(r["method"], r["split"]): r for r in evaluate(zoo, ["one-for-all", "one-per-env"])}
     for split in ("test_in", "test_out"):
         assert rows["one-per-env", split]["rmse_mean"] < 0.5 * rows["one-for-all", split]["rmse_mean"]
     experts = [e["val_rmse"] for r in zoo.manifest["environments"] for e in r["experts"]]
@@ -223,7 +224,7 @@ def test_quick_lotka_volterra_zoo_end_to_end(tmp_path):
     [
         (["--frames", "1"], "at least 2 observed frames"),
         (["--frames", "500"], "500 observed frames requested"),
-        (["--finetune-steps", "0"], "positive number of steps"),
+        (["--finetune-steps", "0"], "finetune_steps must be a positive integer"),
     ],
 )
 def test_cli_evaluate_rejects_bad_finetune_options(built, tmp_path, capsys, options, message):

@@ -1,7 +1,7 @@
 """Run a bench matrix: its cells become a graph of content-addressed stages, built where missing.
 
 Every cell (:mod:`weightspace.matrix`) needs the stages of its run config (zoo -> encoder ->
-generator, keyed by :func:`weightspace.run.plan_run`) and one evaluation. Cells that share a stage
+generator, keyed by :func:`weightspace.pipeline.stages.plan_run`) and one evaluation. Cells that share a stage
 share its node, so methods with one zoo build it once and a sweep point equal to a main cell is
 evaluated once. Nodes run on an executor as soon as their dependencies are done::
 
@@ -20,7 +20,6 @@ folder at once would overwrite each other's files.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -35,10 +34,14 @@ from typing import Any, Protocol
 import torch
 
 from weightspace.errors import ConfigError
-from weightspace.matrix import Cell, Matrix
+from weightspace.matrix import BASELINES_LABEL, Cell, Matrix
+from weightspace.method import EvaluationOptions
 from weightspace.parallel import start_ray
+from weightspace.pipeline.config import RunConfig, content_hash
+from weightspace.pipeline.run import STAGES
+from weightspace.pipeline.stages import RunPlan, build_stage, link_run, plan_run, stage_done
 from weightspace.progress import BenchProgress, NodeProgress, ZooProgress
-from weightspace.run import STAGES, RunConfig, RunPlan, build_stage, content_hash, link_run, plan_run, stage_done
+from weightspace.registry import default_registry
 from weightspace.storage import write_json
 
 
@@ -75,20 +78,27 @@ class BenchPlan:
 
 
 def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
-    spec = {"kind": cell.evaluate, "observed_frames": cell.observed_frames, "method": cell.method}
-    if cell.evaluate == "baselines":
-        spec |= {"baselines": list(matrix.baselines), "finetune_steps": matrix.finetune_steps}
-        if matrix.finetune_budgets and "finetune-L" in matrix.baselines:
-            spec["finetune_budgets"] = list(matrix.finetune_budgets)
-        return spec
-    spec["candidates"] = matrix.candidates
-    if cell.evaluate == "diffusion-init":
-        spec["finetune_steps"] = matrix.finetune_steps
-    return spec
+    """What one evaluation node computes: the methods (the matrix's baselines, or the method that
+    evaluates the cell's run), the cell's label, and the evaluation options those methods read
+    (so that a change to an option another method reads does not re-run this one)."""
+    names = list(matrix.baselines) if cell.evaluate == BASELINES_LABEL else [cell.evaluate]
+    options = EvaluationOptions(
+        observed_frames=cell.observed_frames,
+        candidates=matrix.candidates,
+        finetune_steps=matrix.finetune_steps,
+        finetune_budgets=matrix.finetune_budgets,
+    )
+    registry = default_registry()
+    read = sorted({option for name in names for option in registry.get("methods", name).options})
+    return {"methods": names, "method": cell.method, "options": options.select(tuple(read))}
+
+
+def _needs_run(cell: Cell) -> bool:
+    return cell.evaluate != BASELINES_LABEL
 
 
 def _stages(cell: Cell) -> tuple[str, ...]:
-    return STAGES[:1] if cell.evaluate == "baselines" else STAGES
+    return STAGES if _needs_run(cell) else STAGES[:1]
 
 
 def plan_bench(matrix: Matrix) -> BenchPlan:
@@ -139,30 +149,19 @@ def execute(
 
 
 def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -> list[dict[str, Any]]:
-    # imported here: evaluation pulls in every method, which the planner does not need
-    from weightspace.evaluation import evaluate_diffusion_init, evaluate_run, evaluate_zoo
-    from weightspace.run import Run
+    # imported here: evaluation loads the runs and methods, which the planner does not need
+    from weightspace.evaluation import evaluate
+    from weightspace.pipeline.run import Run
     from weightspace.zoo import Zoo
 
-    frames = spec["observed_frames"]
-    if spec["kind"] == "baselines":
-        zoo = Zoo.load(plan.folder(cache, "zoo"))
-        return evaluate_zoo(
-            zoo,
-            spec["baselines"],
-            observed_frames=frames,
-            finetune_steps=spec["finetune_steps"],
-            finetune_budgets=spec.get("finetune_budgets", ()),
-        )
+    options = EvaluationOptions(**spec["options"])
+    registry = default_registry()
+    if not any(registry.get("methods", name).needs_run for name in spec["methods"]):
+        return evaluate(Zoo.load(plan.folder(cache, "zoo")), spec["methods"], options=options)
     link_run(plan, run_dir, cache)
     run = Run.load(run_dir)
-    if spec["kind"] == "diffusion-init":
-        rows = evaluate_diffusion_init(
-            run, observed_frames=frames, n_candidates=spec["candidates"], finetune_steps=spec["finetune_steps"]
-        )
-    else:
-        rows = evaluate_run(run, observed_frames=frames, n_candidates=spec["candidates"])
-    held_out = json.loads((plan.folder(cache, "encoder") / "stage.json").read_text())["held_out"]
+    rows = evaluate(run.zoo, spec["methods"], run=run, options=options)
+    held_out = run.summary("encoder")["held_out"]
     return [{**row, "encoder_held_out": held_out} for row in rows]
 
 
@@ -323,6 +322,6 @@ def run_bench(
         progress.running(labels())
     for cell in plan.cells:  # each trained cell gets a run folder users can generate from
         run = plan.runs[cell.id]
-        if cell.evaluate != "baselines" and all(run.stage_key(stage) in done for stage in STAGES):
+        if _needs_run(cell) and all(run.stage_key(stage) in done for stage in STAGES):
             link_run(run, out / "runs" / cell.id, out / "cache")
     return BenchOutcome(plan, ran, failed)

@@ -77,8 +77,10 @@ def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
 
 def _cmd_plugins(args: argparse.Namespace) -> None:
     registry = default_registry()
+    names = {kind: registry.names(kind) for kind in KINDS}  # lists every kind first: a hook that raises is skipped
+    broken = [{"entry_point": b.entry_point, "distribution": b.distribution, "error": b.error} for b in registry.broken]
     if args.json:
-        print(json.dumps({kind: registry.names(kind) for kind in KINDS}))
+        print(json.dumps({**names, "broken": broken} if broken else names))
         return
     table = Table(title="weightspace plugins")
     for column in ("kind", "name", "source"):
@@ -90,19 +92,49 @@ def _cmd_plugins(args: argparse.Namespace) -> None:
         for name in sorted(entries):
             table.add_row(kind, name, entries[name].source)
     console.print(table)
+    if broken:
+        skipped = Table(title="broken plugins (skipped; the others work)")
+        for column in ("entry point", "distribution", "error"):
+            skipped.add_column(column, style="red" if column == "error" else None)
+        for b in broken:
+            skipped.add_row(b["entry_point"], b["distribution"], b["error"])
+        console.print(skipped)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
+    import torch
+
     from weightspace.diagnostics import architecture_report
+    from weightspace.errors import PluginError
+    from weightspace.graph import WeightGraph
     from weightspace.storage import load_tensors
+    from weightspace.testing import PERMUTATION_RTOL, permutation_violations
 
     adapter = default_registry().architecture(args.architecture, parse_assignments(args.set))
     device = resolve_device(args.device)
     state_dict = load_tensors(args.weights)[0] if args.weights else None
     report = architecture_report(adapter, seed=args.seed, device=device, state_dict=state_dict)
+    # each permutation set on its own, so that a broken symmetry names the set whose layout is wrong
+    if state_dict is None:
+        params = adapter.init_params(1, args.seed, device)
+    else:
+        params = WeightGraph.from_state_dict(adapter.spec, state_dict).to(device).to_params()
+    x = adapter.example_input(4, torch.Generator().manual_seed(args.seed)).to(device)
+    broken = permutation_violations(adapter, params, x, args.seed)
+    report["broken_permutations"] = broken
     if args.json:
         print(json.dumps(report))
-        return
+    else:
+        _print_inspect_tables(report)
+    if broken:
+        sets = ", ".join(f"{name!r} (output changed by {error:.3g})" for name, error in broken.items())
+        raise PluginError(
+            f"{adapter.name}: permuting hidden-unit set(s) {sets} changes the network's output (tolerance "
+            f"{PERMUTATION_RTOL:g} x (max |output| + 1)); the layout misses or misplaces an axis that moves with it"
+        )
+
+
+def _print_inspect_tables(report: dict) -> None:
     summary = Table(title=f"{report['architecture']} ({report['prediction']})", show_header=False)
     summary.add_column("key", style="bold")
     summary.add_column("value")
@@ -118,6 +150,8 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
         "seed",
     ):
         summary.add_row(key, str(report[key]))
+    broken = ", ".join(f"{name} ({error:.3g})" for name, error in report["broken_permutations"].items())
+    summary.add_row("broken_permutations", f"[red]{broken}[/red]" if broken else "none")
     groups = Table(title="node groups")
     for column in ("group", "n_nodes", "feat_dim", "permuted by"):
         groups.add_column(column, justify="right" if column in ("n_nodes", "feat_dim") else "left")
@@ -280,28 +314,31 @@ def _cmd_zoo_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from weightspace.run import RunConfig, train_run
+    from weightspace.pipeline import RunConfig, train_run
 
     config = RunConfig.from_toml(args.config)
     start = time.perf_counter()
     with _progress() as progress:
         run = train_run(
-            config, args.out, device=resolve_device(args.device), progress=_RichZooProgress(progress), cache=args.cache
+            config,
+            args.out,
+            device=resolve_device(args.device),
+            progress=_RichZooProgress(progress),
+            cache=args.cache,
+            zoo=args.zoo,
         )
     table = Table(title=f"run {args.out} ({config.method}): {config.system} x {config.architecture} ({config.profile})")
     for column in ("stage", "folder", "summary"):
         table.add_column(column)
-    stages = json.loads((run.path / "run.json").read_text())["stages"]
-    enc = json.loads((run.path / stages["encoder"] / "stage.json").read_text())
-    gen = json.loads((run.path / stages["generator"] / "stage.json").read_text())
-    table.add_row("zoo", stages["zoo"], f"{run.zoo.n_experts} experts")
-    held = enc["held_out"]
+    folders = {stage: os.path.relpath(folder, run.path) for stage, folder in run.stages.items()}
+    table.add_row("zoo", folders["zoo"], f"{run.zoo.n_experts} experts")
+    held = run.summary("encoder")["held_out"]
     summary = f"held-out weight MSE {held['weight_mse']:.4g}, function error {held['function_error']:.4g}"
     if "nearest_training_function_error" in held:  # absent from stages built before it was measured
         summary += f" (nearest training expert: {held['nearest_training_function_error']:.4g})"
-    table.add_row("encoder", stages["encoder"], summary)
-    last = gen["history"][-1]
-    table.add_row("generator", stages["generator"], f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
+    table.add_row("encoder", folders["encoder"], summary)
+    last = run.summary("generator")["history"][-1]
+    table.add_row("generator", folders["generator"], f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
     console.print(table)
     console.print(f"trained or resumed in {time.perf_counter() - start:.1f} s")
 
@@ -309,9 +346,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_generate(args: argparse.Namespace) -> None:
     import torch
 
-    from weightspace.baselines import observed_frames
-    from weightspace.generation import generate_experts, save_expert
-    from weightspace.run import Run
+    from weightspace.adaptation import observed_frames
+    from weightspace.generation import save_expert
+    from weightspace.pipeline.run import Run
     from weightspace.storage import load_tensors
 
     run = Run.load(args.run)
@@ -321,10 +358,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         tensors = load_tensors(args.frames)[0]
         if "frames" not in tensors:
             raise ConfigError(f"{args.frames} must hold a tensor named 'frames' shaped [L, *state]")
-        observed = tensors["frames"].float()
-        if tuple(observed.shape[1:]) != tuple(run.zoo.dataset()["train"].trajectories.shape[2:]):
-            raise ConfigError(f"frames of shape {tuple(observed.shape)} do not fit states of this run's system")
-        observed, env_params, label = observed[None], torch.zeros(1, len(run.zoo.manifest["param_names"])), args.frames
+        observed, env_params, label = tensors["frames"].float()[None], None, args.frames
         source = {}
     else:
         system = run.zoo.system()
@@ -336,17 +370,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         m = run.zoo.manifest
         source = {"system": m["system"], "profile": m["profile"], "system_settings": m["system_settings"]}
         source |= {"env_index": args.env, "env_params": dict(zip(system.param_names, env_params[0].tolist()))}
-    out = generate_experts(
-        run.codec,
-        run.generator,
-        run.prompter,
-        observed,
-        run.env_scale.normalize(env_params),
-        run.zoo.scale,
-        run.zoo.dt,
-        args.n,
-        seed=args.seed,
-    )
+    out = run.generate(observed, args.n, seed=args.seed, env_params=env_params)
     record = {"observed": label, "frames": observed.shape[1], "candidates": args.n, "residual": float(out.residual[0])}
     record |= {"method": run.method, "dt": run.zoo.dt, **source}
     save_expert(run.zoo.adapter, {k: v[0] for k, v in out.params.items()}, args.out, record)
@@ -358,28 +382,31 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from weightspace.baselines import BASELINES
-    from weightspace.evaluation import TEST_SPLITS, evaluate_diffusion_init, evaluate_run, evaluate_zoo
+    from weightspace.evaluation import TEST_SPLITS, evaluate
+    from weightspace.method import RUN_METHOD, EvaluationOptions
+    from weightspace.pipeline.run import Run
     from weightspace.plots import plot_error_curves, plot_finetune_curves
+    from weightspace.registry import default_registry
     from weightspace.report import finetune_reach
-    from weightspace.run import Run
     from weightspace.storage import atomic_path
     from weightspace.zoo import Zoo
 
     if (args.zoo is None) == (args.run is None):
-        raise ConfigError("give exactly one of --zoo DIR (baselines) or --run DIR (its method and baselines)")
+        raise ConfigError("give exactly one of --zoo DIR (methods that need a zoo) or --run DIR (and the run's method)")
+    options = EvaluationOptions(
+        observed_frames=args.frames,
+        candidates=args.candidates,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        finetune_budgets=tuple(args.finetune_budgets),
+    )
     run = Run.load(args.run) if args.run else None
     zoo = run.zoo if run else Zoo.load(args.zoo)
-    methods = args.method or ([run.method] if run else list(BASELINES))
-    generated = [m for m in methods if m not in BASELINES]
-    for method in generated:
-        if run is None:
-            raise ConfigError(f"method {method!r} is not a baseline ({', '.join(BASELINES)}); it needs --run DIR")
-        if method not in (run.method, "diffusion-init"):
-            raise ConfigError(
-                f"unknown method {method!r} for run {args.run}; its methods: {run.method}, diffusion-init, "
-                f"and the baselines {', '.join(BASELINES)}"
-            )
+    registry = default_registry()
+    zoo_only = [name for name in registry.names("methods") if not registry.get("methods", name).needs_run]
+    # the run's own label (e.g. dynadiff) names its generated experts
+    methods = [RUN_METHOD if run and m == run.method else m for m in args.method or []]
+    methods = methods or ([RUN_METHOD] if run else zoo_only)
     with _progress() as progress:
         task = progress.add_task("evaluating", total=len(methods) * len(TEST_SPLITS))
 
@@ -387,26 +414,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             progress.update(task, description=message)
             progress.advance(task, 1)
 
-        baselines = [m for m in methods if m in BASELINES]
-        rows = evaluate_zoo(
-            zoo,
-            baselines,
-            observed_frames=args.frames,
-            finetune_steps=args.finetune_steps,
-            finetune_lr=args.finetune_lr,
-            finetune_budgets=args.finetune_budgets,
-            log=log,
-        )
-        if run is not None and run.method in methods:
-            rows += evaluate_run(run, observed_frames=args.frames, n_candidates=args.candidates, log=log)
-        if "diffusion-init" in methods:
-            rows += evaluate_diffusion_init(
-                run,
-                observed_frames=args.frames,
-                n_candidates=args.candidates,
-                finetune_steps=args.finetune_steps,
-                log=log,
-            )
+        rows = evaluate(zoo, methods, run=run, options=options, registry=registry, log=log)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -443,14 +451,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             points = ", ".join(
                 f"{c['steps']} steps {c['rmse']:.4f} in {1000 * c['seconds_per_env']:.0f} ms" for c in r["budget_curve"]
             )
-            console.print(f"finetune-L out of domain by budget (RMSE, time per environment): {points}")
+            console.print(f"{r['method']} out of domain by budget (RMSE, time per environment): {points}")
             for method, g in generated_out.items():
                 reach = finetune_reach(r["budget_curve"], g["rmse_mean"])
                 what = f"after {reach['steps']} steps" if reach["reached"] else f"not within {reach['steps']} steps"
                 bound = "" if reach["reached"] else "≥ "
                 latency = g["gen_latency_ms"]
                 console.print(
-                    f"finetune-L reaches {method}'s out RMSE {g['rmse_mean']:.4f} {what} ({reach['ms']:.0f} ms): "
+                    f"{r['method']} reaches {method}'s out RMSE {g['rmse_mean']:.4f} {what} ({reach['ms']:.0f} ms): "
                     f"{bound}{reach['ms'] / latency:.1f}x its generation latency ({latency:.0f} ms)"
                 )
         if "finetune" in r:
@@ -641,10 +649,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plugins", help="list registered plugins by kind")
-    p.add_argument("--json", action="store_true", help="print {kind: [names]} as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {kind: [names]} as JSON, with "broken": [{entry_point, distribution, error}] when some failed',
+    )
     p.set_defaults(func=_cmd_plugins)
 
-    p = sub.add_parser("inspect", help="build an architecture and check its weight graph and symmetries")
+    p = sub.add_parser(
+        "inspect",
+        help="build an architecture and check its weight graph and symmetries (exit 2 naming a broken permutation)",
+    )
     p.add_argument("architecture", help="registered architecture name (see `weightspace plugins`)")
     _add_set_option(p, "--set hidden_channels=16 --set n_modes=6,6")
     p.add_argument("--weights", default=None, help="a safetensors state dict to inspect instead of a fresh init")
@@ -686,6 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="run config TOML (see configs/)")
     p.add_argument("--out", required=True, help="run directory; a rerun resumes and reuses finished stages")
     p.add_argument("--cache", default=None, help="folder of stage folders, shareable between runs (default: --out)")
+    p.add_argument(
+        "--zoo", default=None, help="a zoo built by `weightspace zoo build` to use as the zoo stage (it must match)"
+    )
     _add_compute_options(p)
     p.set_defaults(func=_cmd_train)
 
@@ -699,30 +717,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("evaluate", help="roll out experts of a method on the test splits")
-    p.add_argument("--zoo", default=None, help="zoo directory (baselines)")
-    p.add_argument("--run", default=None, help="trained run directory (dynadiff; baselines use its zoo)")
+    p = sub.add_parser("evaluate", help="roll out experts of adaptation methods on the test splits")
+    p.add_argument("--zoo", default=None, help="zoo directory (methods that need only a zoo)")
+    p.add_argument("--run", default=None, help="trained run directory (its methods and those of its zoo)")
     p.add_argument(
         "--method",
         action="append",
-        help="method (repeatable): a baseline (one-for-all, one-per-env, finetune-L, nearest-zoo), the run's own "
-        "method (default with --run), or diffusion-init (the run's experts fine-tuned, with curves from random "
-        "and base init)",
+        help="a registered method (repeatable; `weightspace plugins` lists them) or the run's own label; "
+        "default: every method that needs only a zoo with --zoo, the run's generated experts with --run",
     )
-    p.add_argument("--frames", type=int, default=4, help="observed frames L for finetune-L and dynadiff (default: 4)")
-    p.add_argument("--candidates", type=int, default=16, help="dynadiff candidates per environment (default: 16)")
-    p.add_argument(
-        "--finetune-steps", type=int, default=100, help="gradient steps of finetune-L and diffusion-init (default: 100)"
-    )
-    p.add_argument("--finetune-lr", type=float, default=None, help="finetune-L learning rate (default: the zoo's)")
+    p.add_argument("--frames", type=int, default=4, help="observed frames L (default: 4)")
+    p.add_argument("--candidates", type=int, default=16, help="generated candidates per environment (default: 16)")
+    p.add_argument("--finetune-steps", type=int, default=100, help="steps of fine-tuning methods (default: 100)")
+    p.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning learning rate (default: the zoo's)")
     p.add_argument(
         "--finetune-budgets",
         type=int,
         nargs="+",
         default=(),
         metavar="STEPS",
-        help="also run finetune-L out of domain with each of these step budgets, to see how long fine-tuning "
-        "takes to reach the generated experts' RMSE (e.g. 10 30 100 300 1000)",
+        help="also score methods that fine-tune on the observed frames out of domain with each of these step "
+        "budgets, to see how long fine-tuning takes to reach the generated experts' RMSE (e.g. 10 30 100 1000)",
     )
     p.add_argument("--out", required=True, help="results JSON; a PNG of error curves is written beside it")
     p.set_defaults(func=_cmd_evaluate)

@@ -58,10 +58,12 @@ class Dataset:
 
 
 def write_dataset(path: str | os.PathLike, dataset: Dataset) -> None:
-    """Write ``dataset`` to ``path`` atomically (a temporary file renamed into place)."""
+    """Write ``dataset`` to ``path`` atomically (a temporary file renamed into place), after
+    :func:`check_layout`."""
     missing = [a for a in REQUIRED_ATTRS if a not in dataset.attrs]
     if missing or not set(SPLITS) <= set(dataset.splits) <= {*SPLITS, *OPTIONAL_SPLITS}:
         raise StorageError(f"incomplete dataset: missing attributes {missing}, splits {sorted(dataset.splits)}")
+    check_layout(dataset, str(path))  # a file that loading would reject is never written
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in dataset.attrs.items():
             f.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
@@ -103,7 +105,35 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     state_shapes = {tuple(s.trajectories.shape[2:]) for s in splits.values()}
     if len(state_shapes) != 1:
         raise StorageError(f"{path}: splits disagree on the state shape: {sorted(state_shapes)}")
+    check_layout(dataset, str(path))
     return dataset
+
+
+def check_layout(dataset: Dataset, where: str) -> None:
+    """Raise a :class:`StorageError` unless every split matches the file's own attributes:
+    trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,
+    ``env_params`` ``[n, P]`` with one column per parameter name, ``env_index`` integers. A file
+    whose arrays contradict its names would otherwise fail far from the file, inside a model."""
+    system = dataset.attrs.get("system")
+    channels, params = list(dataset.attrs["channel_names"]), list(dataset.attrs["param_names"])
+    for name, split in dataset.splits.items():
+        what = f"{where}: split {name!r} of system {system!r}"
+        traj = split.trajectories
+        state = list(traj.shape[2:])
+        if traj.dim() not in (3, 5) or state[0] != len(channels):
+            raise StorageError(
+                f"{what} holds trajectories {list(traj.shape)}; expected [n, T, {len(channels)}] or "
+                f"[n, T, {len(channels)}, H, W] for its channels {', '.join(channels)}"
+            )
+        if traj.dtype != torch.float32:
+            raise StorageError(f"{what} holds {traj.dtype} trajectories; the format stores float32")
+        if split.env_params.dim() != 2 or split.env_params.shape[1] != len(params):
+            raise StorageError(
+                f"{what} holds env_params {list(split.env_params.shape)}; expected [n, {len(params)}] "
+                f"for its parameters {', '.join(params)}"
+            )
+        if split.env_index.dtype.is_floating_point or split.env_index.dtype.is_complex:
+            raise StorageError(f"{what} holds {split.env_index.dtype} env_index; expected integers")
 
 
 def _attr(value: Any) -> Any:

@@ -189,8 +189,8 @@ def nearest_function_error(
     """For each network of ``params`` (``[B]``), the smallest function error (as
     :func:`function_error`) to any network of ``pool``: what retrieving the closest pool network
     instead of reconstructing would cost. It is the floor against which a held-out reconstruction
-    error reads: a zoo's experts of one environment differ from each other by about as much
-    (on navier-stokes quick, a mean of 2.0e-4 against the reconstructions' 3.7e-4)."""
+    error reads: a zoo's experts of one environment can differ from each other by about as much as
+    a reconstruction differs from its original (measured figures: docs/lab-notebook.md)."""
     best = []
     with torch.no_grad():
         targets = adapter.functional(params, probes)

@@ -19,7 +19,7 @@ PROJECT = "weightspace"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-KINDS = ("architectures", "systems", "encoders", "generators", "prompters")
+KINDS = ("architectures", "systems", "encoders", "generators", "prompters", "methods")
 """The kinds of component, in the order the CLI lists them; each has a hook ``weightspace_<kind>``."""
 
 
@@ -64,3 +64,8 @@ def weightspace_generators() -> list[type | Lazy]:
 @hookspec
 def weightspace_prompters() -> list[type | Lazy]:
     """Prompters turning a few observed frames of an environment into a conditioning vector."""
+
+
+@hookspec
+def weightspace_methods() -> list[type | Lazy]:
+    """Adaptation methods evaluated side by side: subclasses of :class:`weightspace.method.Method`."""

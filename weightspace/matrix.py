@@ -9,8 +9,8 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     finetune_steps = 100               # finetune-L and diffusion-init
     finetune_budgets = [10, 100, 1000] # optional: finetune-L out of domain at each budget, to time
                                        # how long fine-tuning takes to reach the generated RMSE
-    baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]
-
+    baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]  # registered methods
+                                       # that need only the zoo (`weightspace plugins` lists them)
     [set]                              # merged into every cell's run config (like `extends`)
     generator_training = { steps = 2000 }
 
@@ -24,7 +24,7 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     config = "../../configs/{system}-flat-vae.toml"
     [methods.diffusion-init]           # ... evaluated as sample-then-fine-tune
     config = "../../configs/{system}-mlp-diffusion.toml"
-    evaluate = "diffusion-init"
+    evaluate = "diffusion-init"        # a registered method that adapts a run (default: generated)
 
     [ablations.no-function-loss]       # the first method's config with changes
     set = { encoder = { function_weight = 0.0 } }
@@ -45,17 +45,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weightspace.baselines import BASELINES
 from weightspace.errors import ConfigError
-from weightspace.run import TOP_LEVEL, RunConfig, merge_config, read_config_toml
+from weightspace.method import RUN_METHOD
+from weightspace.pipeline.config import TOP_LEVEL, RunConfig, merge_config, read_config_toml
+from weightspace.registry import default_registry
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-EVALUATIONS = ("generated", "diffusion-init")
-"""How a method's trained run is evaluated: its own generated experts, or generated then fine-tuned."""
 
 SWEEPS = ("observed_frames", "zoo_size")
 BASELINES_LABEL = "baselines"
@@ -72,8 +70,9 @@ class Variant:
     config: str | None = None
     """A run config path template (``{system}`` is replaced); None: the system's config."""
     changes: dict[str, Any] = field(default_factory=dict)
-    evaluate: str = "generated"
-    """One of ``EVALUATIONS``, or ``baselines`` for the cell that evaluates the matrix's baselines."""
+    evaluate: str = RUN_METHOD
+    """The registered method that evaluates the trained run, or ``baselines`` for the cell that
+    evaluates the matrix's baselines."""
 
     def with_changes(self, label: str, changes: dict[str, Any]) -> Variant:
         """This variant's run config with more ``changes``, labelled ``label`` (ablations, sweeps)."""
@@ -160,10 +159,14 @@ class Matrix:
                 "architectures": architectures,
                 "changes": system_changes,
             }
+        registered = _methods()
+        zoo_only = sorted(name for name, cls in registered.items() if not cls.needs_run)
         baselines = _list_of(data, "baselines", str, where, default=()) if data.get("baselines") else ()
         for name in baselines:
-            if name not in BASELINES:
-                raise ConfigError(f"{where}: unknown baseline {name!r}; baselines: {', '.join(BASELINES)}")
+            if name not in zoo_only:
+                raise ConfigError(
+                    f"{where}: unknown baseline {name!r}; methods that need only a zoo: {', '.join(zoo_only)}"
+                )
         sweeps = {}
         for name in _table(data, "sweeps", where):
             if name not in SWEEPS:
@@ -182,10 +185,11 @@ class Matrix:
             options["finetune_budgets"] = _list_of(data, "finetune_budgets", int, where, positive=True)
         changes = _table(data, "set", where)
         _check_changes(changes, f"{where} [set]")
-        methods = _variants(_table(data, "methods", where), f"{where} [methods]")
-        ablations = _variants(_table(data, "ablations", where), f"{where} [ablations]")
+        run_methods = sorted(name for name, cls in registered.items() if cls.needs_run)
+        methods = _variants(_table(data, "methods", where), f"{where} [methods]", run_methods)
+        ablations = _variants(_table(data, "ablations", where), f"{where} [ablations]", run_methods)
         labels = [v.label for v in (*methods, *ablations)]
-        clash = sorted({x for x in labels if labels.count(x) > 1} | (set(labels) & {*BASELINES, BASELINES_LABEL}))
+        clash = sorted({x for x in labels if labels.count(x) > 1} | (set(labels) & {*zoo_only, BASELINES_LABEL}))
         if clash:
             raise ConfigError(f"{where}: label(s) {', '.join(clash)} used twice (methods, ablations and baselines)")
         return cls(
@@ -271,7 +275,12 @@ def _check_changes(changes: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: {', '.join(not_tables)} must be tables of settings, e.g. {{ steps = 100 }}")
 
 
-def _variants(table: dict[str, Any], where: str) -> tuple[Variant, ...]:
+def _methods() -> dict[str, type]:
+    registry = default_registry()
+    return {name: registry.get("methods", name) for name in registry.names("methods")}
+
+
+def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tuple[Variant, ...]:
     variants = []
     for label, entry in table.items():
         if not isinstance(entry, dict):
@@ -279,9 +288,11 @@ def _variants(table: dict[str, Any], where: str) -> tuple[Variant, ...]:
         extra = sorted(set(entry) - {"config", "set", "evaluate"})
         if extra:
             raise ConfigError(f"{where}.{label}: unknown key(s) {', '.join(extra)}; keys: config, set, evaluate")
-        evaluate = entry.get("evaluate", "generated")
-        if evaluate not in EVALUATIONS:
-            raise ConfigError(f"{where}.{label}: evaluate = {evaluate!r}; choose from {', '.join(EVALUATIONS)}")
+        evaluate = entry.get("evaluate", RUN_METHOD)
+        if evaluate not in run_methods:
+            raise ConfigError(
+                f"{where}.{label}: evaluate = {evaluate!r}; methods that adapt a run: {', '.join(run_methods)}"
+            )
         changes = _table(entry, "set", f"{where}.{label}")
         _check_changes(changes, f"{where}.{label}")
         config = entry.get("config")

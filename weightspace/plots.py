@@ -130,13 +130,13 @@ def plot_sweep(rows: list[dict], sweep: str, title: str, path: str | os.PathLike
 
 def plot_generation_cost(cost: list[dict], path: str | os.PathLike) -> None:
     """Out-of-domain RMSE against milliseconds per unseen environment, one panel per system:
-    generation as one point, finetune-L as its curve over step budgets (each point labelled with
+    generation as one point, the fine-tuning baseline as its curve over step budgets (each point labelled with
     its steps when known), so one sees how much fine-tuning buys the generated expert's accuracy."""
     fig, axes = plt.subplots(1, len(cost), figsize=(4.2 * len(cost), 3.6), squeeze=False)
     for ax, c in zip(axes[0], cost):
         curve = sorted(c["finetune_curve"], key=lambda p: p["steps"] or 0)
         ms = [1000 * p["seconds_per_env"] for p in curve]
-        ax.plot(ms, [p["rmse"] for p in curve], "o-", color="tab:orange", label="finetune-L")
+        ax.plot(ms, [p["rmse"] for p in curve], "o-", color="tab:orange", label=c["finetune_method"])
         for x, p in zip(ms, curve):
             if p["steps"] is None:
                 continue

@@ -25,14 +25,13 @@ from weightspace.evaluation import TEST_SPLITS
 from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
 from weightspace.storage import write_json, write_text
 
-UPPER_BOUND = "one-per-env"
-"""Trained on the test environment itself: the reference of the ratio column, never bolded."""
 GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value", "split")
 """A summary row per distinct value of these: a cell without its seed, and a split."""
 AVERAGED = ("rmse_std", "ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
 AVERAGED += ("encoder_function_error", "encoder_nearest_training_error", "permuted_10pct_function_change")
 """Scalar fields of the rows that the summary averages over seeds."""
-CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "ratio_to_one_per_env", *AVERAGED)
+CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "ratio_to_reference", "reference_method")
+CSV_COLUMNS += AVERAGED
 
 
 def gather(plan: Any, out: Path) -> list[dict[str, Any]]:
@@ -89,6 +88,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "n_seeds": len(members),
             "rmse_mean": statistics.fmean(rmse),
             "rmse_seed_std": statistics.stdev(rmse) if len(rmse) > 1 else 0.0,
+            # the method's roles (weightspace.method.Method), recorded in its rows
+            "reference": any(m.get("reference", False) for m in members),
+            "fine_tunes_observed": any(m.get("fine_tunes_observed", False) for m in members),
             "rmse_per_step": [statistics.fmean(s) for s in steps],
             "per_env": [{**es[0], "rmse": statistics.fmean(e["rmse"] for e in es)} for es in per_env.values()],
         }
@@ -103,15 +105,18 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 for k, ps in sorted(budgets.items())
             ]
         summary.append(record)
-    reference = {(r["system"], r["architecture"], r["split"]): r["rmse_mean"] for r in summary if _is_upper(r)}
+    reference = {(r["system"], r["architecture"], r["split"]): r for r in summary if _is_upper(r)}
     for r in summary:
         ref = reference.get((r["system"], r["architecture"], r["split"]))
-        r["ratio_to_one_per_env"] = r["rmse_mean"] / ref if ref else None
+        r["ratio_to_reference"] = r["rmse_mean"] / ref["rmse_mean"] if ref and ref["rmse_mean"] else None
+        r["reference_method"] = ref["method"] if ref else None
     return summary
 
 
 def _is_upper(row: dict[str, Any]) -> bool:
-    return row["method"] == UPPER_BOUND and row["group"] == "baseline"
+    """Trained on the test environment itself (a reference method such as One-per-Env): the
+    denominator of the ratio column, never bolded."""
+    return row["reference"] and row["group"] == "baseline"
 
 
 def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str) -> dict[str, Any]:
@@ -172,9 +177,9 @@ def _table(
     extra: dict[str, Callable[[dict | None, dict | None], str]] | None = None,
 ) -> str:
     """Markdown: one row per label (``select`` maps a summary row to its label, or None to skip it);
-    per system and architecture the in- and out-domain RMSE, the out-domain ratio to One-per-Env
-    and the ``extra`` columns (each given the label's in- and out-domain rows); the lowest RMSE of
-    each column in bold (One-per-Env excluded)."""
+    per system and architecture the in- and out-domain RMSE, the out-domain ratio to the reference
+    method and the ``extra`` columns (each given the label's in- and out-domain rows); the lowest
+    RMSE of each column in bold (the reference excluded)."""
     extra = extra or {}
     cell: dict[tuple, dict] = {}
     for r in summary:
@@ -184,11 +189,12 @@ def _table(
     columns = _ordered((k[1], k[2]) for k in cell)
     header = [head]
     for system, arch in columns:
-        header += [f"{system} / {arch} in", "out", "out ÷ one-per-env", *extra]
+        refs = _ordered(r["reference_method"] for k, r in cell.items() if k[1:3] == (system, arch))
+        header += [f"{system} / {arch} in", "out", f"out ÷ {' / '.join(filter(None, refs)) or 'reference'}", *extra]
     best = {}
     for system, arch in columns:
         for split in TEST_SPLITS:
-            values = [r["rmse_mean"] for k, r in cell.items() if k[1:] == (system, arch, split) and k[0] != UPPER_BOUND]
+            values = [r["rmse_mean"] for k, r in cell.items() if k[1:] == (system, arch, split) and not _is_upper(r)]
             best[(system, arch, split)] = min(values) if values else None
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label in labels:
@@ -196,9 +202,9 @@ def _table(
         for system, arch in columns:
             rows = [cell.get((label, system, arch, split)) for split in TEST_SPLITS]
             for split, row in zip(TEST_SPLITS, rows):
-                is_best = row is not None and label != UPPER_BOUND and row["rmse_mean"] == best[(system, arch, split)]
+                is_best = row is not None and not _is_upper(row) and row["rmse_mean"] == best[(system, arch, split)]
                 parts.append(_fmt(row, is_best))
-            ratio = rows[1] and rows[1]["ratio_to_one_per_env"]
+            ratio = rows[1] and rows[1]["ratio_to_reference"]
             parts.append(f"{ratio:.2f}x" if ratio else "-")
             parts += [fn(*rows) for fn in extra.values()]
         lines.append("| " + " | ".join(parts) + " |")
@@ -284,21 +290,21 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         plot_generation_cost(cost, png)
         written.append(png)
         rows = [
-            f"| {c['system']} / {c['architecture']} | {c['generation_ms']:.0f} | {c['generation_rmse']:.4f}"
-            f" | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f} | {_reach_cells(c)} |"
+            f"| {c['system']} / {c['architecture']} ({c['finetune_method']}) | {c['generation_ms']:.0f}"
+            f" | {c['generation_rmse']:.4f} | {c['finetune_ms']:.0f} | {c['finetune_rmse']:.4f} | {_reach_cells(c)} |"
             for c in cost
         ]
         sections += [
             "## Generation vs. fine-tuning",
             f"Per unseen environment: `{main}` generation (prompt, sample, decode, rebuild, pick the best candidate; "
-            "no gradient step) against fine-tuning the base on the same observed frames (finetune-L, batched over "
-            "the environments), each as timed by the node that evaluated it. The last columns say how long "
-            "finetune-L needs to reach the generated experts' out-of-domain RMSE: the smallest of the matrix's "
-            "`finetune_budgets` that does, or (≥) the largest tried when none does.",
+            "no gradient step) against the baseline that fine-tunes the base on the same observed frames (named "
+            "beside each system, batched over the environments), each as timed by the node that evaluated it. The "
+            "last columns say how long fine-tuning needs to reach the generated experts' out-of-domain RMSE: the "
+            "smallest of the matrix's `finetune_budgets` that does, or (≥) the largest tried when none does.",
             "\n".join(
                 [
-                    "| system | generation (ms) | its out RMSE | finetune-L (ms) | its out RMSE "
-                    "| finetune-L to reach generation's RMSE | that ÷ generation |",
+                    "| system (fine-tuning baseline) | generation (ms) | its out RMSE | fine-tuning (ms) "
+                    "| its out RMSE | fine-tuning to reach generation's RMSE | that ÷ generation |",
                     "|---|---|---|---|---|---|---|",
                     *rows,
                 ]
@@ -345,7 +351,7 @@ def _reach_cells(cost: dict[str, Any]) -> str:
 
 
 def finetune_reach(curve: list[dict[str, float]], target_rmse: float) -> dict[str, Any]:
-    """Where finetune-L's budget curve first gets to ``target_rmse``: ``steps`` and ``ms`` per
+    """Where a fine-tuning baseline's budget curve first gets to ``target_rmse``: ``steps`` and ``ms`` per
     environment of the smallest budget that does (``reached``), else the largest budget tried
     (a lower bound on what reaching it would take)."""
     ordered = sorted(curve, key=lambda c: c["steps"])
@@ -358,16 +364,22 @@ def _generation_cost(summary: list[dict[str, Any]], method: str | None) -> list[
     out_rows = {
         (r["system"], r["architecture"], r["method"], r["group"]): r for r in summary if r["split"] == "test_out"
     }
+    finetuning = {
+        (r["system"], r["architecture"]): r
+        for r in summary
+        if r["split"] == "test_out" and r["group"] == "baseline" and r["fine_tunes_observed"]
+    }
     cost = []
     for system, arch in _ordered((r["system"], r["architecture"]) for r in summary):
         generated = out_rows.get((system, arch, method, "method"))
-        finetuned = out_rows.get((system, arch, "finetune-L", "baseline"))
+        finetuned = finetuning.get((system, arch))
         if generated and finetuned and generated.get("gen_latency_ms"):
             budgets = finetuned.get("budget_curve")
             cost.append(
                 {
                     "system": system,
                     "architecture": arch,
+                    "finetune_method": finetuned["method"],
                     "generation_ms": generated["gen_latency_ms"],
                     "generation_rmse": generated["rmse_mean"],
                     "finetune_ms": 1000 * finetuned["seconds_per_env"],

@@ -16,7 +16,7 @@ import torch
 from weightspace import __version__
 from weightspace.config import config_to_dict
 from weightspace.dataset import Dataset, Split
-from weightspace.errors import SimulationError
+from weightspace.errors import PluginError, SimulationError
 from weightspace.system import System
 
 CHUNK_TRAJECTORIES = 32
@@ -31,20 +31,46 @@ def simulate_split(
     advance: Callable[[int], None] | None = None,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Trajectories ``[E, n_traj, T, *state]`` of ``env_index``, chunked, checked for blow-up."""
+    """Trajectories ``[E, n_traj, T, *state]`` of ``env_index``, chunked, each chunk checked by
+    :func:`check_trajectories`."""
     per_chunk = max(1, CHUNK_TRAJECTORIES // n_traj)
     parts = []
     for chunk in env_index.split(per_chunk):
-        traj = system.simulate(chunk, n_traj, seed, stream, device).cpu()
-        bad = ~torch.isfinite(traj.flatten(1)).all(dim=1)
-        if bad.any():
-            env = system.environments()[chunk[bad.nonzero()[0, 0]]]
-            values = ", ".join(f"{n}={v:.4g}" for n, v in zip(system.param_names, env.tolist()))
-            raise SimulationError(f"{system.name} produced NaN or inf in environment {values}")
-        parts.append(traj)
+        traj = system.simulate(chunk, n_traj, seed, stream, device)
+        check_trajectories(system, chunk, n_traj, traj)
+        parts.append(traj.cpu())
         if advance is not None:
             advance(len(chunk))
     return torch.cat(parts)
+
+
+def check_trajectories(system: System, env_index: torch.Tensor, n_traj: int, traj: torch.Tensor) -> None:
+    """Raise unless ``traj`` is what ``system`` promises for the environments ``env_index``: float32
+    ``[E, n_traj, n_frames, *state_shape()]`` (a :class:`PluginError` naming the system, the shape
+    found and the shape expected), finite (a :class:`SimulationError` naming the first environment
+    that blew up, checked as soon as there is one trajectory per environment to look at). A system
+    that breaks its own declaration would otherwise fail later, deep inside training, far from the
+    plugin at fault."""
+    expected = (len(env_index), n_traj, system.settings.n_frames, *system.state_shape())
+
+    def wrong_shape() -> PluginError:
+        found = list(traj.shape) if isinstance(traj, torch.Tensor) else type(traj).__name__
+        return PluginError(
+            f"system {system.name!r} returned trajectories of shape {found}; expected [E, N, T, *state_shape()] = "
+            f"{list(expected)} (channels: {', '.join(system.channel_names)})"
+        )
+
+    if not isinstance(traj, torch.Tensor) or tuple(traj.shape[:2]) != expected[:2]:
+        raise wrong_shape()
+    bad = ~torch.isfinite(traj.flatten(1)).all(dim=1).cpu()
+    if bad.any():
+        env = system.environments()[env_index[bad.nonzero()[0, 0]]]
+        values = ", ".join(f"{n}={v:.4g}" for n, v in zip(system.param_names, env.tolist()))
+        raise SimulationError(f"{system.name} produced NaN or inf in environment {values}")
+    if tuple(traj.shape) != expected:
+        raise wrong_shape()
+    if traj.dtype != torch.float32:
+        raise PluginError(f"system {system.name!r} returned {traj.dtype} trajectories; the data format stores float32")
 
 
 def build_dataset(

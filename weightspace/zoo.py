@@ -152,7 +152,13 @@ def plan_zoo(
     sys_obj = registry.system(system, profile, system_overrides)
     cls = registry.get("architectures", architecture)
     arch_profile = cls.profiles.get(profile, {})
-    implied = cls.data_overrides(sys_obj.state_shape())
+    state_shape = tuple(sys_obj.state_shape())
+    if len(state_shape) != cls.input_ndim:
+        raise ConfigError(
+            f"architecture {architecture!r} takes states of {cls.input_ndim} dimension(s) "
+            f"but system {system!r} has states of shape {list(state_shape)}"
+        )
+    implied = cls.data_overrides(state_shape)
     user = dict(architecture_overrides or {})
     for key, value in implied.items():
         if key in user and cls.from_overrides({key: user[key]}).config.__dict__[key] != value:
@@ -164,6 +170,29 @@ def plan_zoo(
         owner="zoo",
     )
     return ZooPlan(sys_obj, adapter, settings, seed)
+
+
+def check_input_fits(adapter: ArchitectureAdapter, system: str, state_shape: tuple[int, ...]) -> None:
+    """Raise a :class:`ConfigError` unless one network of ``adapter`` maps a state of ``state_shape``
+    to a state of the same shape, as a one-step operator and a vector field both must.
+
+    A trial on one zero state (before any data are simulated) turns a channel or size mismatch,
+    e.g. an architecture whose config does not follow the data (no ``data_overrides``), into one
+    line naming both shapes instead of a traceback from inside the first training step."""
+    expected = list(adapter.example_input(1, torch.Generator().manual_seed(0)).shape[1:])
+    what = f"architecture {adapter.name!r} expects states like {expected} (its example input)"
+    params = adapter.init_params(1, seed=0)
+    try:
+        with torch.no_grad():
+            out = adapter.functional(params, torch.zeros(1, *state_shape))
+    except Exception as exc:  # any failure of the trial call is the data not fitting the network
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{what}, but system {system!r} has states {list(state_shape)}: {reason}") from None
+    if tuple(out.shape[2:]) != tuple(state_shape):
+        raise ConfigError(
+            f"{what} and maps system {system!r}'s states {list(state_shape)} to {list(out.shape[2:])}; "
+            "its output must be shaped like its input"
+        )
 
 
 # -- on-disk format ------------------------------------------------------------------------------
@@ -340,6 +369,7 @@ def build_zoo(
         changed = sorted(k for k in identity if manifest.get(k) != identity[k])
         raise StorageError(f"{out} holds a zoo built with other {', '.join(changed)}; use another --out")
 
+    check_input_fits(adapter, plan.system.name, tuple(plan.system.state_shape()))
     dataset = _dataset(plan, out, device, progress.log)
     seen, seen_params, train_traj = by_environment(dataset["train"])
     train, val = _split_validation(train_traj.to(device), s.n_val)

@@ -5,8 +5,10 @@
   weights, for diffusion-initialized fine-tuning) and ``nearest`` (retrieval in prompt space);
 - prompter ``descriptor`` (moments of the observed frames).
 
-The ``stats`` prompter (DynaDiff's explicit branch alone) is registered by ``weightspace_dynadiff``,
-since it is that prompter with a branch switched off.
+The ``stats`` prompter (DynaDiff's explicit branch alone) is registered by the DynaDiff plugin,
+since it is that prompter with a branch switched off. What these components share with DynaDiff's
+(the DiT, the diffusion objective and sampler, the attention stack, the prompter widths) comes
+from :mod:`weightspace.nn`.
 """
 
 from weightspace.hookspecs import Lazy, hookimpl

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from weightspace.components import Context, Prompter
-from weightspace_dynadiff.prompters import StatsPrompterConfig
+from weightspace.nn.prompter import PrompterConfig
 
 MOMENTS = 6
 
@@ -32,9 +32,9 @@ def moments(frames: torch.Tensor) -> torch.Tensor:
 
 class DescriptorPrompter(Prompter):
     name = "descriptor"
-    Config = StatsPrompterConfig
+    Config = PrompterConfig
 
-    def __init__(self, config: StatsPrompterConfig, context: Context) -> None:
+    def __init__(self, config: PrompterConfig, context: Context) -> None:
         super().__init__(config, context)
         channels = context.state_shape[0]
         h = config.hidden

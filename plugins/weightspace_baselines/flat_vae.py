@@ -19,11 +19,11 @@ from torch import nn
 
 from weightspace.components import Context, Encoder
 from weightspace.config import require_positive
-from weightspace_dynadiff.graph_vae import GraphVAEConfig, attention_stack
+from weightspace.nn.attention import AttentionVAEConfig, attention_stack
 
 
 @dataclass(frozen=True)
-class FlatVAEConfig(GraphVAEConfig):
+class FlatVAEConfig(AttentionVAEConfig):
     chunk: int = 64
     """Weights per token."""
 

@@ -26,9 +26,8 @@ from torchdiffeq import odeint
 
 from weightspace.components import Context
 from weightspace.config import require_positive
-from weightspace_dynadiff.dit import DiT
-from weightspace_dynadiff.dit_diffusion import DiTDiffusionConfig
-from weightspace_dynadiff.latent_model import GuidanceConfig, LatentModel
+from weightspace.nn.dit import DiT, require_dit_shape
+from weightspace.nn.latent_model import GuidanceConfig, LatentModel
 
 TIME_SCALE = 1000.0
 """Flow time t in [0, 1] is embedded as t * TIME_SCALE, the range of diffusion timesteps the DiT's
@@ -46,7 +45,7 @@ class FlowMatchingConfig(GuidanceConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        DiTDiffusionConfig(hidden=self.hidden, depth=self.depth, heads=self.heads)  # the same network checks
+        require_dit_shape(self)
         require_positive(self, "sample_steps")
         if self.source not in ("gaussian", "init"):
             raise ValueError(f"source must be 'gaussian' or 'init', got {self.source!r}")

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from weightspace.config import require_positive
-from weightspace_dynadiff.dit import timestep_embedding
-from weightspace_dynadiff.dit_diffusion import DiffusionConfig, LatentDiffusion
+from weightspace.nn.dit import timestep_embedding
+from weightspace.nn.latent_diffusion import DiffusionConfig, LatentDiffusion
 
 
 @dataclass(frozen=True)

@@ -10,52 +10,24 @@ per-group projections see, so a network and its permuted twin are encoded alike 
 training on the zoo makes them; that robustness is measured, not built in.
 
 The loss ``MSE + beta * KL + lambda * L_func`` is assembled by :mod:`weightspace.encoding`, which owns
-the function loss (it needs the architecture); this module is the network.
+the function loss (it needs the architecture); this module is the network. Its attention stack and
+its options are shared with ``flat-vae`` (:mod:`weightspace.nn.attention`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from weightspace.components import Context, Encoder
-from weightspace.config import require_positive
-
-
-@dataclass(frozen=True)
-class GraphVAEConfig:
-    width: int = 64
-    """Token width inside the attention blocks (the paper's internal size: 1024)."""
-    latent_dim: int = 8
-    """Latent features per node (the paper's latent: 512 per network before tokenisation)."""
-    depth: int = 2
-    """Attention blocks in the encoder and again in the decoder."""
-    heads: int = 4
-    beta: float = 1e-4
-    """Weight of the KL term."""
-    function_weight: float = 1.0
-    """lambda, the weight of the function loss (0: the paper's "w/o function loss" ablation)."""
-
-    def __post_init__(self) -> None:
-        require_positive(self, "width", "latent_dim", "depth", "heads")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
-        if self.beta < 0 or self.function_weight < 0:
-            raise ValueError("beta and function_weight must not be negative")
-
-
-def attention_stack(width: int, heads: int, depth: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
-    return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+from weightspace.nn.attention import AttentionVAEConfig, attention_stack
 
 
 class GraphVAE(Encoder):
     name = "graph-vae"
-    Config = GraphVAEConfig
+    Config = AttentionVAEConfig
 
-    def __init__(self, config: GraphVAEConfig, context: Context) -> None:
+    def __init__(self, config: AttentionVAEConfig, context: Context) -> None:
         super().__init__(config, context)
         groups = context.spec.groups
         w = config.width

@@ -11,17 +11,16 @@
   each pair of channels' cross-spectrum within the frame and from the frame to the next (zero lag
   and lag one, real and imaginary parts, signed log). They do not change when the field is shifted
   or turned by quarter turns, so they describe the dynamics rather than where the initial condition
-  put its features: on lambda-omega (24 training trajectories), the raw modes fitted the training
-  windows' parameters to an MSE of 0.001 and missed unseen trajectories' by 0.42 (normalized to
-  [-1, 1], i.e. no better than the mean), while shells missed them by 0.13. Use ``modes`` where the
-  environment sets a pattern in space (a forcing's phase on navier-stokes: 0.014 with modes, 0.26
-  with shells).
+  put its features: with few training trajectories, the raw modes let the GRU fit the training
+  windows' parameters by where features sit, which does not carry over to unseen trajectories.
+  Use ``modes`` where the environment sets a pattern in space (e.g. a forcing's phase), which
+  shells average away.
   For ODE states the GRU reads each state with its change to the next frame (zero for the last):
   the sampled vector field, from which the equation's coefficients can be read (a Fourier spectrum
   of a few scalars would say nothing).
-  Changes between frames are a few percent of the state's spread, so they are divided by their
-  standard deviation in the training trajectories (``fit_scale``); without that, an MLP on
-  consecutive LV states regressed (b, d) with an MSE of 0.3, with it 0.09-0.12 (normalized to [-1, 1]).
+  Changes between frames are small next to the state's spread, so they are divided by their
+  standard deviation in the training trajectories (``fit_scale``); unscaled, the states drown them,
+  and a network reading both regresses the equation's coefficients far worse.
 
 Both are concatenated and mixed into the condition vector. An auxiliary linear head regresses the
 normalized environment parameters from it (``aux_loss``). Any L >= 1 works; training draws L at random.
@@ -38,21 +37,12 @@ from torch import nn
 
 from weightspace.components import Context, Prompter
 from weightspace.config import require_positive
+from weightspace.nn.prompter import PrompterConfig
 from weightspace.system import frame_statistics
 
 
 @dataclass(frozen=True)
-class StatsPrompterConfig:
-    dim: int = 64
-    """Width of the condition vector."""
-    hidden: int = 64
-
-    def __post_init__(self) -> None:
-        require_positive(self, "dim", "hidden")
-
-
-@dataclass(frozen=True)
-class DynamicsPrompterConfig(StatsPrompterConfig):
+class DynamicsPrompterConfig(PrompterConfig):
     modes: int = 6
     """Lowest Fourier modes kept per axis for the implicit branch (fields only)."""
     spectrum: Literal["modes", "shells"] = "modes"
@@ -92,7 +82,7 @@ class DynamicsPrompter(Prompter):
     implicit_branch: ClassVar[bool] = True
     """Whether the GRU branch is used (``stats`` is the ablation without it)."""
 
-    def __init__(self, config: StatsPrompterConfig, context: Context) -> None:
+    def __init__(self, config: PrompterConfig, context: Context) -> None:
         super().__init__(config, context)
         self.ode = len(context.state_shape) == 1
         if self.ode:
@@ -141,12 +131,12 @@ class StatsPrompter(DynamicsPrompter):
     """The explicit physical branch alone: the ablation of the implicit (GRU) branch."""
 
     name = "stats"
-    Config = StatsPrompterConfig
+    Config = PrompterConfig
     implicit_branch = False
 
 
 @dataclass(frozen=True)
-class OraclePrompterConfig(StatsPrompterConfig):
+class OraclePrompterConfig(PrompterConfig):
     pass
 
 

@@ -57,7 +57,7 @@ class NavierStokes(GridSystem):
         # quick: 6 x 6 environments, half seen, 4 test trajectories each (72 out of domain). On 4 x 4
         # with 8 seen, the seeded split left every A = 0.1 environment unseen (half the out-of-domain
         # set asked for extrapolation) and the generator had 8 conditions to learn from: generated
-        # experts rolled out at 0.344 against retrieval's 0.254; on 6 x 6, 0.257 against 0.260.
+        # experts lost to retrieval there and tied it on 6 x 6 (figures: docs/lab-notebook.md).
         "quick": {
             "n_amplitude": 6,
             "n_phase": 6,

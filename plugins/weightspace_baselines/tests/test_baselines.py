@@ -1,6 +1,6 @@
 """The baseline components: exact round trips where there is nothing to learn, the flow's objective
-and sampler against a known flow, retrieval in prompt space, prompters for any observation length,
-and save/load round trips of everything."""
+and sampler against a known flow, retrieval in prompt space, the descriptor prompter for any
+observation length, and save/load round trips of everything."""
 
 import pytest
 import torch
@@ -15,7 +15,6 @@ from weightspace_baselines.flow_matching import FlowMatching
 from weightspace_baselines.identity import IdentityEncoder
 from weightspace_baselines.mlp_diffusion import MLPDiffusion
 from weightspace_baselines.nearest import NearestGenerator
-from weightspace_dynadiff.prompters import StatsPrompter
 
 
 @pytest.fixture
@@ -120,13 +119,11 @@ def test_nearest_generator_returns_an_expert_of_the_nearest_environment(mlp, tmp
 
 
 @pytest.mark.parametrize("state_shape", [(2,), (2, 8, 8)])
-def test_descriptor_and_stats_prompters_accept_any_observation_length(mlp, state_shape):
-    for cls in (DescriptorPrompter, StatsPrompter):
-        prompter = cls.from_overrides({"dim": 8, "hidden": 8}, _context(mlp, state_shape))
-        assert not hasattr(prompter, "implicit")
-        for length in (1, 3):
-            cond = prompter(torch.randn(3, length, *state_shape), torch.zeros(3, 2))
-            assert cond.shape == (3, 8) and torch.isfinite(cond).all()
+def test_descriptor_prompter_accepts_any_observation_length(mlp, state_shape):
+    prompter = DescriptorPrompter.from_overrides({"dim": 8, "hidden": 8}, _context(mlp, state_shape))
+    for length in (1, 3):
+        cond = prompter(torch.randn(3, length, *state_shape), torch.zeros(3, 2))
+        assert cond.shape == (3, 8) and torch.isfinite(cond).all()
 
 
 def test_moments_are_per_channel_statistics():
@@ -146,6 +143,5 @@ def test_every_baseline_component_round_trips_through_a_folder(mlp, tmp_path):
         FlowMatching.from_overrides({"hidden": 16, "depth": 1, "heads": 2}, context),
         MLPDiffusion.from_overrides({"hidden": 16}, context),
         DescriptorPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
-        StatsPrompter.from_overrides({"dim": 8, "hidden": 8}, context),
     ]
     check_component_round_trip(components, tmp_path)

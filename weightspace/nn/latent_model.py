@@ -2,8 +2,8 @@
 
 A :class:`LatentModel` owns a network ``denoiser(x [B, N, z], t [B], condition [B, c])`` whose
 output has the shape of ``x`` (noise, clean latent or velocity, as the objective says). The
-objective and the sampler are its subclasses' business (diffusion: :mod:`.dit_diffusion`; flow
-matching lives in the ``weightspace_baselines`` plugin); the network is chosen by
+objective and the sampler are its subclasses' business (diffusion:
+:mod:`weightspace.nn.latent_diffusion`; flow matching is another); the network is chosen by
 :meth:`LatentModel.build_denoiser`. What it adds to all of them:
 
 - Latents are centred on the zoo's mean latent and divided, coordinate by coordinate, by the
@@ -18,13 +18,11 @@ matching lives in the ``weightspace_baselines`` plugin); the network is chosen b
   CorrDiff does for weather (Mardani et al., 2023: regression for the mean, diffusion for the rest).
   Why: zoo latents of different environments are far apart in a space of a thousand dimensions, so
   a noised latent names its environment at all but the noisiest timesteps, and the optimal denoiser
-  gains from the condition only there. The denoiser's loss barely rewards reading the prompt; on
-  lambda-omega a trained DiT ignored it (its loss was the same with the right, a wrong or the null
-  condition) and sampled experts of the wrong environment. A regression head has the full signal.
-  It is off by default because the head also extrapolates the prompt to unseen environments, where
-  sampling without it hedges across candidates: out of domain it helped lambda-omega (0.167 vs
-  0.169) but hurt Lotka-Volterra (0.350 vs 0.207) and navier-stokes (0.533 vs 0.482, on its former
-  3 x 3 quick profile).
+  gains from the condition only there. The denoiser's loss barely rewards reading the prompt, so a
+  trained denoiser can ignore it and sample experts of the wrong environment; a regression head has
+  the full signal. It is off by default because the head also extrapolates the prompt to unseen
+  environments, where sampling without it hedges across candidates: out of domain it can cost more
+  than it gains.
 """
 
 from __future__ import annotations

@@ -3,15 +3,28 @@
 Each block modulates its two layer norms by a shift and scale computed from the conditioning vector
 (timestep embedding + prompt), and gates its attention and MLP branches; the modulation layers start
 at zero, so every block starts as the identity. This module is only the network; the diffusion
-objective and the sampler are in :mod:`weightspace_dynadiff.diffusion`.
+objective and the sampler are in :mod:`weightspace.nn.diffusion`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
+
+from weightspace.config import require_positive
+
+
+def require_dit_shape(config: Any) -> None:
+    """Raise ``ValueError`` unless the config's ``hidden``, ``depth`` and ``heads`` describe a DiT:
+    all positive, and ``heads`` dividing ``hidden`` (attention splits the width between heads).
+
+    The configs of generators with a DiT denoiser call this from ``__post_init__``."""
+    require_positive(config, "hidden", "depth", "heads")
+    if config.hidden % config.heads:
+        raise ValueError(f"hidden {config.hidden} must be divisible by heads {config.heads}")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Generated weights as an initialization: fine-tuning from diffusion, random and base init.
+"""``diffusion-init``: generated weights as an initialization, fine-tuned; with the same budget
+spent from random and base initialization for comparison.
 
 The use of "Task-Conditioned Diffusion Models in Weight Space for Rapid Transfer": generate an
 expert for an environment from a few observed frames, then fine-tune it on the environment's
@@ -21,16 +22,39 @@ from typing import Any
 
 import torch
 
-from weightspace.baselines import environment_trajectories, one_for_all, training_data
+from weightspace.adaptation import base_experts, environment_trajectories, training_data
 from weightspace.graph import Params
+from weightspace.method import Adapted, Environments, EvaluationOptions, Method
+from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed
 from weightspace.trainer import train_experts
+from weightspace.zoo import Zoo
+from weightspace_methods.generated import generate_for_split
 
 INITS = ("diffusion", "random", "base")
 
 
+class DiffusionInit(Method):
+    """The run's generated experts fine-tuned for ``finetune_steps`` on each environment's training
+    trajectories; the row holds the fine-tuning curves from diffusion, random and base
+    initialization under ``finetune`` and the generating run's method under ``generator_run``."""
+
+    name = "diffusion-init"
+    needs_run = True
+    options = ("observed_frames", "candidates", "finetune_steps")
+
+    def adapt(self, zoo: Zoo, run: Run, environments: Environments, options: EvaluationOptions) -> Adapted:
+        generated, latencies = generate_for_split(run, environments, options)
+        env_index = environments.env_index
+        params, curves, seconds = finetune_from_inits(
+            zoo, environments.split, env_index, generated, options.finetune_steps
+        )
+        seconds_per_env = statistics.median(latencies) / 1000 + seconds
+        return Adapted(params, seconds_per_env, {"generator_run": run.method, "finetune": curves})
+
+
 def finetune_from_inits(
-    zoo: Any, split: str, env_index: torch.Tensor, generated: Params, steps: int
+    zoo: Zoo, split: str, env_index: torch.Tensor, generated: Params, steps: int
 ) -> tuple[Params, dict[str, Any], float]:
     """Fine-tune the generated experts (one per environment of ``split``) and the two reference starts.
 
@@ -40,7 +64,7 @@ def finetune_from_inits(
     inits = {
         "diffusion": generated,
         "random": zoo.adapter.init_params(n, seed=derived_seed(seed, "random-init")),
-        "base": one_for_all(zoo, n).params,
+        "base": base_experts(zoo, n),
     }
     stacked = {k: torch.cat([inits[name][k] for name in INITS]) for k in generated}
     config = zoo.zoo_settings.training(base=False)

@@ -1,0 +1,75 @@
+"""What adaptation methods share: the frames they may observe, the trajectories an environment's
+own expert trains on, and fine-tuning the zoo's base expert.
+
+Every method (:mod:`weightspace.method`) gets an environment from the same seed streams: the
+observed frames from stream ``observed``, an unseen environment's training trajectories from stream
+``oracle``, so methods compared on one split see exactly the same data. Fine-tuning starts from the
+base (One-for-All) with the zoo experts' own training settings, so a fine-tuned expert differs from
+a zoo expert only in its data and budget.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from weightspace.errors import ConfigError
+from weightspace.graph import Params
+from weightspace.simulation import simulate_split
+from weightspace.system import System, derived_seed
+from weightspace.trainer import TrainConfig, TrainingData, train_experts
+from weightspace.trajectories import by_environment
+from weightspace.zoo import Zoo
+
+
+def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:
+    """The first ``length`` frames ``[E, L, *state]`` of one trajectory per environment, from the seed
+    stream ``observed``: what every adaptation method (fine-tuning, generation) gets to see."""
+    if not 0 < length <= system.settings.n_frames:
+        raise ConfigError(
+            f"{length} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
+        )
+    return simulate_split(system, env_index, 1, seed, "observed")[:, 0, :length].float()
+
+
+def base_experts(zoo: Zoo, n_envs: int) -> Params:
+    """The zoo's base expert (ERM over all seen environments) stacked ``n_envs`` times."""
+    return {k: v.expand(n_envs, *v.shape[1:]).clone() for k, v in zoo.base().items()}
+
+
+def environment_trajectories(zoo: Zoo, split: str, env_index: torch.Tensor) -> torch.Tensor:
+    """The training trajectories ``[E, n, T, *state]`` of each environment of ``split``: the zoo's
+    own for seen environments (``test_in``), simulated from the seed stream ``oracle`` for unseen
+    ones (what an expert trained on the environment would have had)."""
+    if split == "test_in":
+        train_index, _, train = by_environment(zoo.dataset()["train"])
+        return train[torch.searchsorted(train_index, env_index)]
+    system = zoo.system()
+    return simulate_split(system, env_index, system.settings.n_train, zoo.manifest["seed"], "oracle")
+
+
+def training_data(zoo: Zoo, train: torch.Tensor) -> TrainingData:
+    """Trajectories ``[E, n, T, *state]`` as training data, the last ``n_val`` held out for validation."""
+    n_val = zoo.zoo_settings.n_val if train.shape[1] > zoo.zoo_settings.n_val else 0
+    return TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
+
+
+def finetune_base(
+    zoo: Zoo, env_index: torch.Tensor, data: TrainingData, config: TrainConfig, label: str
+) -> tuple[Params, float]:
+    """The base fine-tuned on each environment's ``data`` with the zoo's trainer and ``config``, each
+    expert seeded by ``label`` and its environment; returns the experts and the seconds per expert."""
+    n = len(env_index)
+    seeds = [derived_seed(zoo.manifest["seed"], label, int(e)) for e in env_index]
+    start = time.perf_counter()
+    result = train_experts(
+        zoo.adapter,
+        base_experts(zoo, n),
+        data,
+        list(range(n)),
+        seeds,
+        config,
+        expert_batch=zoo.zoo_settings.expert_batch,
+    )
+    return result.params, (time.perf_counter() - start) / n

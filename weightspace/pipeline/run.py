@@ -1,0 +1,109 @@
+"""A trained run, loaded: the zoo, the codec (encoder + normalizer), the generator and the prompter
+behind one call, ``run.generate(observed, n_candidates, seed)``, as a diffusers pipeline bundles its
+models and scheduler.
+
+A run folder holds ``run.json`` (the config and the folders of its three stages, relative to it);
+the stages themselves are built by :mod:`weightspace.pipeline.stages`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from weightspace.components import Component, Generator, Prompter
+from weightspace.encoding import WeightCodec
+from weightspace.errors import ConfigError, StorageError
+from weightspace.generation import EnvironmentScale, Generated, generate_experts
+from weightspace.graph import GraphNormalizer
+from weightspace.registry import Registry, default_registry
+from weightspace.storage import load_tensors
+from weightspace.zoo import Zoo
+
+STAGES = ("zoo", "encoder", "generator")
+"""A run's stages in order; each depends on the one before."""
+
+
+def load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
+    """The encoder and weight normalizer an encoder stage folder holds, over ``zoo``'s architecture."""
+    encoder = Component.load(folder / "encoder", registry).eval()
+    normalizer = GraphNormalizer.from_state_dict(zoo.spec, load_tensors(folder / "normalizer.safetensors")[0])
+    return WeightCodec(encoder, normalizer, zoo.adapter)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A trained run: the zoo, the codec (encoder + normalizer), the generator and prompter."""
+
+    path: Path
+    zoo: Zoo
+    codec: WeightCodec
+    generator: Generator
+    prompter: Prompter
+    env_scale: EnvironmentScale
+    method: str = "dynadiff"
+    """The label of the run's result rows."""
+    stages: dict[str, Path] | None = None
+    """Each stage's folder (``zoo``, ``encoder``, ``generator``)."""
+
+    @classmethod
+    def load(cls, path: str | Path, registry: Registry | None = None) -> Run:
+        path, registry = Path(path), registry or default_registry()
+        index = path / "run.json"
+        if not index.is_file():
+            raise StorageError(f"{path} is not a trained run: no run.json (run `weightspace train` first)")
+        meta = json.loads(index.read_text())
+        stages = {stage: path / meta["stages"][stage] for stage in STAGES}
+        zoo = Zoo.load(stages["zoo"], registry)
+        gen_dir = stages["generator"]
+        codec = load_codec(zoo, stages["encoder"], registry)
+        generator = Component.load(gen_dir / "generator", registry).eval()
+        prompter = Component.load(gen_dir / "prompter", registry).eval()
+        env = load_tensors(gen_dir / "environments.safetensors")[0]
+        env_scale = EnvironmentScale(env["low"], env["high"])
+        method = meta["config"].get("method", "dynadiff")
+        return cls(path, zoo, codec, generator, prompter, env_scale, method, stages)
+
+    def summary(self, stage: str) -> dict[str, Any]:
+        """What a trained stage recorded: the encoder's training history and held-out reconstruction
+        (``history``, ``held_out``), the generator's training history (``history``)."""
+        if stage not in ("encoder", "generator"):
+            raise ConfigError(f"stage summaries exist for encoder and generator, not {stage!r}")
+        return json.loads((self.stages[stage] / "stage.json").read_text())
+
+    def generate(
+        self,
+        observed: torch.Tensor,
+        n_candidates: int = 16,
+        seed: int = 0,
+        env_params: torch.Tensor | None = None,
+    ) -> Generated:
+        """Experts for E environments from their observed frames ``[E, L, *state]`` (raw, as the
+        system simulates them): ``n_candidates`` sampled per environment, the one that best
+        reproduces the frames kept. No gradient step. ``env_params`` (raw, ``[E, P]``) is read only
+        by the oracle prompter; without it the prompter sees zeros."""
+        state = tuple(self.zoo.dataset()["train"].trajectories.shape[2:])
+        if observed.dim() != 2 + len(state) or tuple(observed.shape[2:]) != state:
+            raise ConfigError(
+                f"observed frames must be [E, L, {', '.join(map(str, state))}] for {self.zoo.manifest['system']}; "
+                f"got {list(observed.shape)}"
+            )
+        if not isinstance(n_candidates, int) or n_candidates < 1:
+            raise ConfigError(f"n_candidates must be a positive integer, got {n_candidates!r}")
+        if env_params is None:
+            env_params = torch.zeros(len(observed), len(self.zoo.manifest["param_names"]))
+        return generate_experts(
+            self.codec,
+            self.generator,
+            self.prompter,
+            observed.float(),
+            self.env_scale.normalize(env_params),
+            self.zoo.scale,
+            self.zoo.dt,
+            n_candidates,
+            seed=seed,
+        )
