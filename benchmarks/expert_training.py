@@ -1,6 +1,6 @@
 """Experts per minute when training K experts batched (one stacked tensor) versus looped (one at a time).
 
-The zoo trains its experts ``expert_batch`` at a time (``weightspace.trainer``). This measures, in
+The zoo trains its experts ``expert_batch`` at a time (``weightspace.zoo.trainer``). This measures, in
 one run, the time of a fixed number of training steps of K experts trained together and of the
 same K experts trained one after another, at the quick profile's architecture and training
 settings, and reports experts per minute (extrapolated to the quick profile's ``expert_steps``) and
@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from weightspace.data.trajectories import ChannelScale
 from weightspace.registry import default_registry
-from weightspace.trainer import TrainingData, train_experts
-from weightspace.trajectories import ChannelScale
 from weightspace.zoo import plan_zoo
+from weightspace.zoo.trainer import TrainingData, train_experts
 
 # (architecture, system): the pairs of the quick-profile zoos
 CASES = (("fno", "kolmogorov"), ("mlp-node", "lotka-volterra"))

@@ -20,7 +20,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from weightspace.evaluation import evaluate
+from weightspace.evaluate.evaluation import evaluate
 from weightspace.method import RUN_METHOD, EvaluationOptions
 from weightspace.pipeline.run import Run
 from weightspace.registry import default_registry

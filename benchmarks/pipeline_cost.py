@@ -37,19 +37,19 @@ from rich.console import Console
 from rich.table import Table
 
 from weightspace.components import Context
-from weightspace.dataset import write_dataset
-from weightspace.encoding import EncoderTraining, WeightCodec, fit_encoder, fit_normalizer
-from weightspace.evaluation import evaluate
-from weightspace.generation import GeneratorTraining, fit_generator
+from weightspace.data.dataset import write_dataset
+from weightspace.data.simulation import build_dataset
+from weightspace.data.trajectories import ChannelScale
+from weightspace.evaluate.evaluation import evaluate
 from weightspace.method import RUN_METHOD
 from weightspace.metrics import observation_residual
 from weightspace.pipeline.config import RunConfig, merge_config, read_config_toml
+from weightspace.pipeline.encoding import EncoderTraining, WeightCodec, fit_encoder, fit_normalizer
+from weightspace.pipeline.generation import GeneratorTraining, fit_generator
 from weightspace.pipeline.run import Run
 from weightspace.pipeline.stages import build_stage, link_run, plan_run
 from weightspace.registry import default_registry
-from weightspace.simulation import build_dataset
 from weightspace.storage import write_json
-from weightspace.trajectories import ChannelScale
 from weightspace.zoo import Zoo
 
 console = Console(width=140)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from weightspace.bench import LocalExecutor, Node, execute, plan_bench, run_bench
+from weightspace.bench.matrix import Matrix
+from weightspace.bench.report import finetune_reach, load_results, write_report, write_results
 from weightspace.cli import main
 from weightspace.errors import WeightspaceError
-from weightspace.matrix import Matrix
 from weightspace.progress import BenchProgress
-from weightspace.report import finetune_reach, load_results, write_report, write_results
 
 from .conftest import TINY_RUN
 

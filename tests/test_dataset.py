@@ -3,10 +3,10 @@ import pytest
 import torch
 
 import weightspace as ws
-from weightspace.dataset import Dataset, Split, load_dataset, write_dataset
+from weightspace.data.dataset import Dataset, Split, load_dataset, write_dataset
+from weightspace.data.simulation import build_dataset, simulate_split
 from weightspace.errors import SimulationError, StorageError
 from weightspace.registry import default_registry
-from weightspace.simulation import build_dataset, simulate_split
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_same_seed_same_data_and_chunking_does_not_matter(lv, monkeypatch):
     a = build_dataset(lv, seed=1)
     b = build_dataset(lv, seed=1)
     assert all(torch.equal(a[k].trajectories, b[k].trajectories) for k in a.splits)
-    import weightspace.simulation as simulation
+    import weightspace.data.simulation as simulation
 
     monkeypatch.setattr(simulation, "CHUNK_TRAJECTORIES", 1)
     c = build_dataset(lv, seed=1)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import weightspace as ws
-from weightspace.distill import compare_terms, distill_vector_field
 from weightspace.errors import ConfigError
+from weightspace.evaluate.distill import compare_terms, distill_vector_field
 
 
 def test_distill_recovers_a_linear_vector_field_computed_exactly_by_an_mlp():
@@ -56,7 +56,7 @@ def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp
     growth term of the prey's equation goes into ``prey^2`` instead (over less than a cycle in
     [1, 3]^2 the two are nearly collinear). Zoo experts of seen environments give 0.08 / 0.07 and
     the form in 10 of 16: generation, not the expert class, loses most accuracy."""
-    from weightspace.evaluation import split_environments
+    from weightspace.evaluate.evaluation import split_environments
     from weightspace.method import EvaluationOptions
     from weightspace.pipeline import RunConfig, train_run
     from weightspace.pipeline.config import merge_config, read_config_toml

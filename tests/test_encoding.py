@@ -4,7 +4,9 @@ import torch
 
 import weightspace as ws
 from weightspace.components import Context
-from weightspace.encoding import (
+from weightspace.data.trajectories import ChannelScale
+from weightspace.graph import GraphNormalizer, align_to
+from weightspace.pipeline.encoding import (
     EncoderTraining,
     WeightCodec,
     fit_encoder,
@@ -15,8 +17,6 @@ from weightspace.encoding import (
     reconstruction_error,
     split_holdout,
 )
-from weightspace.graph import GraphNormalizer, align_to
-from weightspace.trajectories import ChannelScale
 from weightspace_dynadiff.graph_vae import GraphVAE
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from weightspace.cli import main
-from weightspace.dataset import load_dataset
+from weightspace.data.dataset import load_dataset
 from weightspace.registry import Registry, default_registry
 from weightspace.testing import check_architecture, check_system
 

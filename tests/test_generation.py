@@ -8,13 +8,13 @@ import torch
 import weightspace as ws
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Context, Generator, Prompter
-from weightspace.encoding import WeightCodec
+from weightspace.data.trajectories import ChannelScale
 from weightspace.errors import WeightError
-from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator, generate_experts
 from weightspace.graph import GraphNormalizer
 from weightspace.metrics import observation_residual
+from weightspace.pipeline.encoding import WeightCodec
+from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator, generate_experts
 from weightspace.registry import default_registry
-from weightspace.trajectories import ChannelScale
 
 TRAINING = GeneratorTraining(steps=20, batch_size=8, max_frames=4, ema=0.9)
 """A decay of 0.9 over 20 steps: the average still weighs the initial weights by 0.9**20 ~ 0.12, and

@@ -9,9 +9,9 @@ import torch
 import xarray as xr
 
 from weightspace.cli import main
-from weightspace.dataset import load_dataset
+from weightspace.data.dataset import load_dataset
+from weightspace.data.gridded import GriddedImport, import_gridded, synthetic_era5
 from weightspace.errors import ConfigError
-from weightspace.gridded_import import GriddedImport, import_gridded, synthetic_era5
 from weightspace.registry import default_registry
 
 
@@ -210,7 +210,7 @@ def test_imported_data_through_zoo_train_evaluate_and_bench(era5_file, tmp_path)
 
 def test_any_file_in_the_dataset_format_serves_as_gridded_data(era5_file, tmp_path):
     """A file written by other means: no import record, no oracle split."""
-    from weightspace.dataset import Dataset, write_dataset
+    from weightspace.data.dataset import Dataset, write_dataset
 
     imported = load_dataset(import_gridded(era5_file, SETTINGS, tmp_path / "data.h5").path)
     settings = {k: v for k, v in imported.attrs["settings"].items() if k != "environments"}

@@ -3,8 +3,8 @@
 import torch
 
 import weightspace as ws
-from weightspace.memorization import memorization
-from weightspace.trajectories import ChannelScale
+from weightspace.data.trajectories import ChannelScale
+from weightspace.evaluate.memorization import memorization
 
 
 def test_copies_of_zoo_experts_have_zero_distance_and_fresh_networks_do_not():

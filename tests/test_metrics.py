@@ -3,8 +3,8 @@
 import torch
 
 import weightspace as ws
+from weightspace.data.trajectories import ChannelScale
 from weightspace.metrics import rollout_metrics, ssim
-from weightspace.trajectories import ChannelScale
 
 
 def _fields(seed=0):

@@ -10,8 +10,8 @@ from neuralop.models import FNO
 import weightspace as ws
 from weightspace.cli import main
 from weightspace.errors import ConfigError
-from weightspace.generation import load_expert, save_expert
 from weightspace.pipeline import Run, RunConfig, plan_run
+from weightspace.pipeline.generation import load_expert, save_expert
 from weightspace.storage import load_tensors, save_tensors
 
 from .conftest import TINY_RUN

@@ -13,12 +13,12 @@ from torch import nn
 
 from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.cli import main
-from weightspace.dataset import load_dataset, write_dataset
+from weightspace.data.dataset import load_dataset, write_dataset
+from weightspace.data.simulation import build_dataset, simulate_split
 from weightspace.errors import PluginError, SimulationError, StorageError
 from weightspace.graph import Layout, LayoutBuilder
 from weightspace.hookspecs import hookimpl
 from weightspace.registry import default_registry
-from weightspace.simulation import build_dataset, simulate_split
 from weightspace.system import System, SystemSettings
 from weightspace.testing import check_architecture, check_system
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import weightspace as ws
+from weightspace.data.trajectories import ChannelScale, by_environment
 from weightspace.errors import ConfigError
-from weightspace.trainer import TrainConfig, TrainingData, _validation_windows, train_experts, window_loss
-from weightspace.trajectories import ChannelScale, by_environment
+from weightspace.zoo.trainer import TrainConfig, TrainingData, _validation_windows, train_experts, window_loss
 
 
 def _lv_data(n_envs=3, n_traj=3, n_frames=21):
@@ -87,7 +87,7 @@ def test_training_rejects_mismatched_groups():
 
 def test_by_environment_groups_trajectories():
     system = ws.system("lotka-volterra", n_b=2, n_d=2, n_seen=2, n_train=2, n_test=1, n_frames=5)
-    from weightspace.simulation import build_dataset
+    from weightspace.data.simulation import build_dataset
 
     dataset = build_dataset(system, seed=0)
     env, params, traj = by_environment(dataset["train"])

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-import weightspace.zoo as zoo_module
+import weightspace.zoo.zoo as zoo_module
 from weightspace.cli import main
 from weightspace.errors import ConfigError, StorageError
-from weightspace.evaluation import evaluate
+from weightspace.evaluate.evaluation import evaluate
 from weightspace.method import EvaluationOptions
 from weightspace.registry import default_registry
 from weightspace.zoo import Zoo, ZooProgress, build_zoo, plan_zoo

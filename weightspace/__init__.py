@@ -17,6 +17,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from weightspace.moved import MovedFinder
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+sys.meta_path.append(MovedFinder())  # former module paths (weightspace.dataset, ...) still import
 
 
 def __getattr__(name: str) -> Any:

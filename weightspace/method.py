@@ -5,7 +5,7 @@ base on a few observed frames, retrieving the nearest zoo expert, One-per-Env, o
 own. Methods are plugins (hook ``weightspace_methods``), looked up by name, so the evaluation, the
 bench, its report and its plots never name one. A method::
 
-    from weightspace.adaptation import observed_frames
+    from weightspace.evaluate.adaptation import observed_frames
     from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 
     class Retrain(Method):

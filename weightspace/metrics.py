@@ -1,7 +1,7 @@
 """Rollout metrics: RMSE on normalized states, SSIM of 2-D fields, and the valid horizon.
 
 RMSE is computed per trajectory, pooled over predicted steps, channels and grid points, on states
-normalized per channel (:class:`weightspace.trajectories.ChannelScale`). SSIM is the usual
+normalized per channel (:class:`weightspace.data.trajectories.ChannelScale`). SSIM is the usual
 Gaussian-window structural similarity (window 7, sigma 1.5, K1 0.01, K2 0.03; Wang et al. 2004)
 per channel and frame with the target frame's value range as data range, averaged over channels.
 The valid horizon is the number of leading predicted steps whose SSIM stays above a threshold
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from weightspace.architecture import ArchitectureAdapter, Prediction
+from weightspace.data.trajectories import ChannelScale
 from weightspace.graph import Params
-from weightspace.trajectories import ChannelScale
 
 SSIM_WINDOW = 7
 SSIM_SIGMA = 1.5

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from weightspace.dataset import Dataset  # noqa: E402
+from weightspace.data.dataset import Dataset  # noqa: E402
 from weightspace.storage import atomic_path  # noqa: E402
 
 

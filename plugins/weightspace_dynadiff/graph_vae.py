@@ -9,7 +9,7 @@ positional embedding inside a group, reordering a group's tokens reorders its la
 per-group projections see, so a network and its permuted twin are encoded alike only as far as
 training on the zoo makes them; that robustness is measured, not built in.
 
-The loss ``MSE + beta * KL + lambda * L_func`` is assembled by :mod:`weightspace.encoding`, which owns
+The loss ``MSE + beta * KL + lambda * L_func`` is assembled by :mod:`weightspace.pipeline.encoding`, which owns
 the function loss (it needs the architecture); this module is the network. Its attention stack and
 its options are shared with ``flat-vae`` (:mod:`weightspace.nn.attention`).
 """

@@ -18,19 +18,19 @@ from dataclasses import replace
 
 import torch
 
-from weightspace.adaptation import (
+from weightspace.errors import ConfigError
+from weightspace.evaluate.adaptation import (
     base_experts,
     environment_trajectories,
     finetune_base,
     observed_frames,
     training_data,
 )
-from weightspace.errors import ConfigError
-from weightspace.evaluation import rollout_summary
+from weightspace.evaluate.evaluation import rollout_summary
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.metrics import observation_residual
-from weightspace.trainer import TrainingData
 from weightspace.zoo import Zoo
+from weightspace.zoo.trainer import TrainingData
 
 
 class OneForAll(Method):

@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from weightspace.adaptation import base_experts, environment_trajectories, training_data
+from weightspace.evaluate.adaptation import base_experts, environment_trajectories, training_data
 from weightspace.graph import Params
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed
-from weightspace.trainer import train_experts
 from weightspace.zoo import Zoo
+from weightspace.zoo.trainer import train_experts
 from weightspace_methods.generated import generate_for_split
 
 INITS = ("diffusion", "random", "base")

@@ -2,7 +2,7 @@
 
 Each environment is generated on its own (prompt, sample, decode, rebuild, pick the best candidate
 on the observed frames), so that the row's latency is that of one environment. The row also says
-how close the generated experts sit to the zoo (:mod:`weightspace.memorization`): a generator that
+how close the generated experts sit to the zoo (:mod:`weightspace.evaluate.memorization`): a generator that
 copies zoo experts would score as well as retrieval and no better.
 """
 
@@ -13,9 +13,9 @@ import statistics
 
 import torch
 
-from weightspace.adaptation import observed_frames
+from weightspace.evaluate.adaptation import observed_frames
+from weightspace.evaluate.memorization import memorization
 from weightspace.graph import Params
-from weightspace.memorization import memorization
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from weightspace.dataset import load_dataset
+from weightspace.data.dataset import load_dataset
 from weightspace.errors import ConfigError
 from weightspace.system import System, SystemSettings
 

@@ -43,7 +43,7 @@ class GraphNormalizer:
     ) -> GraphNormalizer:
         """Statistics of the networks in ``graph``; ``centre="network"`` subtracts their element-wise
         mean network before pooling (the networks must be in one order: see
-        :func:`weightspace.encoding.fit_normalizer`)."""
+        :func:`weightspace.pipeline.encoding.fit_normalizer`)."""
         if centre not in ("group", "network"):
             raise WeightError(f"unknown normalization centre {centre!r}; centres: group, network")
         reference = tuple(t.detach().mean(dim=0) for t in graph.nodes) if centre == "network" else None

@@ -3,7 +3,7 @@
 An attention VAE (the ``graph-vae`` encoder over a weight graph's nodes, the ``flat-vae`` baseline over
 chunks of flattened weights) projects its tokens to a common width, runs :func:`attention_stack`,
 reads a per-token latent (mean, log-variance), and decodes through a mirrored stack. Its loss
-``MSE + beta * KL + lambda * L_func`` is assembled by :mod:`weightspace.encoding`, which reads
+``MSE + beta * KL + lambda * L_func`` is assembled by :mod:`weightspace.pipeline.encoding`, which reads
 ``beta`` and ``function_weight`` from :class:`AttentionVAEConfig`.
 """
 

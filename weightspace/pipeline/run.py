@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from weightspace.components import Component, Generator, Prompter
-from weightspace.encoding import WeightCodec
 from weightspace.errors import ConfigError, StorageError
-from weightspace.generation import EnvironmentScale, Generated, generate_experts
 from weightspace.graph import GraphNormalizer
+from weightspace.pipeline.encoding import WeightCodec
+from weightspace.pipeline.generation import EnvironmentScale, Generated, generate_experts
 from weightspace.registry import Registry, default_registry
 from weightspace.storage import load_tensors
 from weightspace.zoo import Zoo

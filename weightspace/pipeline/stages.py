@@ -28,7 +28,10 @@ import torch
 
 from weightspace.components import Component, Context
 from weightspace.config import config_to_dict, make_config
-from weightspace.encoding import (
+from weightspace.data.trajectories import by_environment
+from weightspace.errors import ConfigError, StorageError
+from weightspace.pipeline.config import RunConfig, content_hash
+from weightspace.pipeline.encoding import (
     EncoderTraining,
     WeightCodec,
     fit_encoder,
@@ -38,13 +41,10 @@ from weightspace.encoding import (
     reconstruction_error,
     split_holdout,
 )
-from weightspace.errors import ConfigError, StorageError
-from weightspace.generation import EnvironmentScale, GeneratorTraining, fit_generator
-from weightspace.pipeline.config import RunConfig, content_hash
+from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator
 from weightspace.pipeline.run import STAGES, Run, load_codec
 from weightspace.registry import Registry, default_registry
 from weightspace.storage import save_tensors, write_json
-from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo, ZooPlan, ZooProgress, build_zoo, plan_zoo
 
 

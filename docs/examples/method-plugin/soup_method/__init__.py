@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from weightspace.adaptation import observed_frames
+from weightspace.evaluate.adaptation import observed_frames
 from weightspace.hookspecs import hookimpl
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.metrics import observation_residual

@@ -14,13 +14,13 @@ import time
 
 import torch
 
+from weightspace.data.simulation import simulate_split
+from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
 from weightspace.graph import Params
-from weightspace.simulation import simulate_split
 from weightspace.system import System, derived_seed
-from weightspace.trainer import TrainConfig, TrainingData, train_experts
-from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo
+from weightspace.zoo.trainer import TrainConfig, TrainingData, train_experts
 
 
 def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:

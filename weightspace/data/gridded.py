@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from weightspace import __version__
-from weightspace.dataset import Dataset, Split, write_dataset
+from weightspace.data.dataset import Dataset, Split, write_dataset
 from weightspace.errors import ConfigError, StorageError
 
 TIME_NAMES = ("time", "valid_time", "t")

@@ -26,9 +26,9 @@ import torch
 
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.config import require_positive
+from weightspace.data.trajectories import ChannelScale, gather_windows, window_starts
 from weightspace.errors import ConfigError
 from weightspace.graph import Params
-from weightspace.trajectories import ChannelScale, gather_windows, window_starts
 
 
 @dataclass(frozen=True)

@@ -34,18 +34,18 @@ import torch
 from weightspace import __version__
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.config import config_to_dict, make_config, require_positive
-from weightspace.dataset import Dataset, load_dataset, write_dataset
+from weightspace.data.dataset import Dataset, load_dataset, write_dataset
+from weightspace.data.simulation import build_dataset
+from weightspace.data.trajectories import ChannelScale, by_environment
 from weightspace.errors import ConfigError, StorageError, WeightspaceError
 from weightspace.graph import GraphSpec, Params
 from weightspace.metrics import rollout_experts
 from weightspace.parallel import LocalPool, RayPool
 from weightspace.progress import ZooProgress
 from weightspace.registry import Registry, default_registry
-from weightspace.simulation import build_dataset
 from weightspace.storage import atomic_path, load_tensors, save_tensors
 from weightspace.system import System, derived_seed
-from weightspace.trainer import TrainConfig, TrainingData, TrainResult, train_experts
-from weightspace.trajectories import ChannelScale, by_environment
+from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
 
 FORMAT = "weightspace-zoo"
 FORMAT_VERSION = 1

@@ -17,8 +17,8 @@ import statistics
 import torch
 
 from weightspace.architecture import ArchitectureAdapter
+from weightspace.data.trajectories import ChannelScale
 from weightspace.graph import Params
-from weightspace.trajectories import ChannelScale
 
 
 def function_outputs(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from weightspace.dataset import Split
+from weightspace.data.dataset import Split
 from weightspace.errors import StorageError
 
 

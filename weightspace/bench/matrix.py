@@ -35,7 +35,7 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
 
 Paths are relative to the matrix file. A cell is one evaluation: a run config (or, for the
 baselines, the zoo of the system's config) and how to evaluate it. ``expand`` lists the cells;
-the bench (:mod:`weightspace.bench`) turns them into stages and runs what is missing.
+the bench (:mod:`weightspace.bench.runner`) turns them into stages and runs what is missing.
 """
 
 from __future__ import annotations

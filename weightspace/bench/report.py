@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from weightspace.errors import StorageError
-from weightspace.evaluation import TEST_SPLITS
+from weightspace.evaluate.evaluation import TEST_SPLITS
 from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
 from weightspace.storage import write_json, write_text
 

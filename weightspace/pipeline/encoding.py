@@ -20,8 +20,8 @@ import torch
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Encoder
 from weightspace.config import require_positive
+from weightspace.data.trajectories import ChannelScale
 from weightspace.graph import GraphNormalizer, Params, WeightGraph, align_to, permute_params, random_permutations
-from weightspace.trajectories import ChannelScale
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ import torch
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Generator, Prompter
 from weightspace.config import config_to_dict, require_positive
-from weightspace.encoding import WeightCodec
+from weightspace.data.trajectories import ChannelScale
 from weightspace.errors import WeightError
 from weightspace.graph import Params, check_params
 from weightspace.metrics import observation_residual
+from weightspace.pipeline.encoding import WeightCodec
 from weightspace.storage import atomic_path, load_tensors, save_tensors
-from weightspace.trajectories import ChannelScale
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
 from weightspace.graph import Params
 from weightspace.method import Environments, EvaluationOptions, Method
 from weightspace.metrics import rollout_experts
 from weightspace.pipeline.run import Run
 from weightspace.registry import Registry, default_registry
-from weightspace.trajectories import by_environment
 from weightspace.zoo import Zoo
 
 TEST_SPLITS = ("test_in", "test_out")

@@ -15,7 +15,7 @@ import torch
 
 from weightspace import __version__
 from weightspace.config import config_to_dict
-from weightspace.dataset import Dataset, Split
+from weightspace.data.dataset import Dataset, Split
 from weightspace.errors import PluginError, SimulationError
 from weightspace.system import System
 

@@ -1,6 +1,6 @@
 """Run a bench matrix: its cells become a graph of content-addressed stages, built where missing.
 
-Every cell (:mod:`weightspace.matrix`) needs the stages of its run config (zoo -> encoder ->
+Every cell (:mod:`weightspace.bench.matrix`) needs the stages of its run config (zoo -> encoder ->
 generator, keyed by :func:`weightspace.pipeline.stages.plan_run`) and one evaluation. Cells that share a stage
 share its node, so methods with one zoo build it once and a sweep point equal to a main cell is
 evaluated once. Nodes run on an executor as soon as their dependencies are done::
@@ -33,8 +33,8 @@ from typing import Any, Protocol
 
 import torch
 
+from weightspace.bench.matrix import BASELINES_LABEL, Cell, Matrix
 from weightspace.errors import ConfigError
-from weightspace.matrix import BASELINES_LABEL, Cell, Matrix
 from weightspace.method import EvaluationOptions
 from weightspace.parallel import start_ray
 from weightspace.pipeline.config import RunConfig, content_hash
@@ -150,7 +150,7 @@ def execute(
 
 def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -> list[dict[str, Any]]:
     # imported here: evaluation loads the runs and methods, which the planner does not need
-    from weightspace.evaluation import evaluate
+    from weightspace.evaluate.evaluation import evaluate
     from weightspace.pipeline.run import Run
     from weightspace.zoo import Zoo
 
