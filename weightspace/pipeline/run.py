@@ -85,7 +85,7 @@ class Run:
         """Experts for E environments from their observed frames ``[E, L, *state]`` (raw, as the
         system simulates them): ``n_candidates`` sampled per environment, the one that best
         reproduces the frames kept. No gradient step. ``env_params`` (raw, ``[E, P]``) is read only
-        by the oracle prompter; without it the prompter sees zeros."""
+        by the oracle prompter; without them it is given raw zeros (an environment it cannot know)."""
         state = tuple(self.zoo.dataset()["train"].trajectories.shape[2:])
         if observed.dim() != 2 + len(state) or tuple(observed.shape[2:]) != state:
             raise ConfigError(
