@@ -140,3 +140,19 @@ def test_plugins_lists_the_adaptation_methods(capsys):
     assert {"one-for-all", "one-per-env", "finetune-L", "nearest-zoo", "generated", "diffusion-init"} <= set(
         listed["methods"]
     )
+
+
+def test_ctrl_c_is_one_line_saying_the_rerun_resumes(monkeypatch, capsys):
+    """Every write is atomic and every stage resumes, so an interrupt is reported, not a traceback."""
+    import weightspace.cli.plugins as plugins
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plugins, "run", interrupted)
+    code, out, err = run(capsys, "plugins")
+    assert (
+        code == 130
+        and out == ""
+        and err.splitlines() == ["error: interrupted; everything finished is kept: rerun the same command to resume"]
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,10 @@ from typing import Any, TypeVar
 from weightspace.errors import ConfigError
 
 C = TypeVar("C")
+
+MAX_COUNT = 1_000_000
+"""Upper bound of counts and step numbers (candidates, trajectories, batch sizes, training steps):
+far above any real use, low enough to refuse a typo before memory is allocated for that many."""
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:
@@ -50,7 +55,7 @@ def make_config(cls: type[C], overrides: Mapping[str, Any] | None = None, *, own
     for key, raw in overrides.items():
         try:
             values[key] = _coerce(raw, hints[key])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"bad value {raw!r} for {key!r}{where}: {exc}") from None
     try:
         return cls(**values)
@@ -102,7 +107,11 @@ def _coerce(value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ValueError("expected a number")
-        return float(value)
+        number = float(value)
+        # nan passes every range check (comparisons are false) and inf trains nothing: no field takes them
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ValueError("expected a string")
@@ -135,6 +144,18 @@ def require_positive(config: Any, *keys: str) -> None:
         value = getattr(config, key)
         if any(v <= 0 for v in _numbers(value)):
             raise ValueError(f"{key} must be positive, got {value}")
+
+
+def require_at_most(config: Any, limit: int, *keys: str) -> None:
+    """Raise ``ValueError`` if a number in the named fields exceeds ``limit``.
+
+    Configs call this from ``__post_init__`` for sizes that allocate memory in proportion (experts,
+    trajectories, batches) or run that many steps, so a typo (``size=1000000000``) is refused before
+    it reaches the allocator instead of failing inside it."""
+    for key in keys:
+        value = getattr(config, key)
+        if any(v > limit for v in _numbers(value)):
+            raise ValueError(f"{key} must be at most {limit}, got {value}")
 
 
 def _numbers(value: Any) -> list[float]:

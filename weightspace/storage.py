@@ -3,23 +3,30 @@
 Weights are never pickled: a safetensors file holds only tensors plus string metadata, so opening
 an untrusted file cannot run code. Writes go to a temporary file in the same folder and are renamed
 into place, so an interrupted write never leaves a half-written file under the real name.
+
+Commands write into output folders through :func:`claim_output`: it refuses a user's non-empty
+folder (their same-named files would be replaced), marks the folders weightspace creates so that a
+rerun resumes there, and locks the folder so that two commands never write into it at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from typing import TYPE_CHECKING, Any
 
 from weightspace.errors import StorageError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors are imported by the tensor functions alone: output folders and JSON are
+# written by commands (and their `--help`) that must start without torch.
 
 
 @contextlib.contextmanager
@@ -27,13 +34,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, else removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_temp(path)
+    mode = tmp.stat().st_mode & 0o777  # 0o666 less the umask
     try:
-        yield Path(tmp)
+        yield tmp
+        os.chmod(tmp, mode)  # some writers (safetensors) replace the file with one of mode 0o600
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _new_temp(path: Path) -> Path:
+    """A new empty file beside ``path``, created with mode 0o666 so that the umask applies as it
+    would to a plain ``open`` (``mkstemp`` makes every output 0o600 whatever the umask)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # another writer's temporary file: draw another name
+            continue
+        return tmp
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -47,6 +67,86 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=1))
 
 
+MARKER = ".weightspace"
+"""Written into every output folder weightspace creates or claims: JSON naming the kind of output."""
+LOCK = ".weightspace.lock"
+"""Locked (``flock``) by the command writing into an output folder; holds that command's PID."""
+
+
+LEGACY = {"zoo": "manifest.json", "run": "run.json", "bench": "cells", "expert": "expert.safetensors"}
+"""What a folder of each kind held before weightspace marked its folders: such a folder resumes."""
+
+
+@contextlib.contextmanager
+def claim_output(folder: str | os.PathLike, kind: str, force: bool = False) -> Iterator[Path]:
+    """Hold output folder ``folder`` for a command writing a ``kind`` of output (``zoo``, ``run``, ...).
+
+    The folder is created when missing. An existing one is accepted when it is empty or weightspace
+    created it for the same kind of output (a rerun resumes there); any other non-empty folder is
+    refused unless ``force``, since its same-named files would be replaced. The folder stays locked
+    until the block ends, so a second command writing there fails at once instead of mixing files.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{path} is a file, not a folder: choose another output folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        entries = set(os.listdir(path)) - {LOCK}
+    except OSError as exc:
+        raise StorageError(f"cannot create or read output folder {path}: {exc.strerror or exc}") from None
+    marked = _marked_kind(path) if MARKER in entries else None
+    owner = kind if marked is None and LEGACY.get(kind) in entries else marked  # from before markers
+    if entries and owner != kind and not force:
+        if owner is not None:
+            raise StorageError(f"{path} holds weightspace {owner} output, not {kind}: choose another output folder")
+        raise StorageError(
+            f"{path} is not empty and weightspace did not create it: choose another output folder, "
+            "or pass --force to write into it (same-named files are replaced)"
+        )
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        raise StorageError(f"cannot write in output folder {path}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise StorageError(f"{path} is in use by PID {pid}: wait for it, or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if marked != kind:
+            write_json(path / MARKER, {"kind": kind})
+        yield path
+    finally:
+        os.close(fd)  # releases the lock; the file stays, since removing it races with the next writer
+
+
+def _marked_kind(folder: Path) -> str | None:
+    """The kind of output weightspace recorded in ``folder``'s marker; None if it is unreadable."""
+    try:
+        kind = json.loads((folder / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def confined(folder: str | os.PathLike, relative: Any, what: str) -> Path:
+    """``folder / relative``, refused with a :class:`StorageError` naming ``what`` unless it stays
+    inside ``folder``. Paths read from a file (a manifest's shard names) are data, not trusted: a
+    ``..``, an absolute path or a symlink must not make weightspace read or checksum files elsewhere."""
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
+        raise StorageError(f"{what} must be a relative path inside {folder}, got {relative!r}")
+    try:
+        root = Path(folder).resolve()
+        target = (root / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise StorageError(f"{what} = {relative!r} cannot be resolved inside {folder}: {exc}") from None
+    if target == root or not target.is_relative_to(root):
+        raise StorageError(f"{what} = {relative!r} points outside {folder}; expected a file inside it")
+    return Path(folder) / relative
+
+
 def save_tensors(
     path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> None:
@@ -54,6 +154,9 @@ def save_tensors(
     bad = [k for k, v in (metadata or {}).items() if not isinstance(v, str)]
     if bad:
         raise StorageError(f"safetensors metadata must be strings; not: {', '.join(bad)} (JSON-encode them)")
+    import torch
+    from safetensors.torch import save_file
+
     not_tensors = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise StorageError(f"only tensors can be saved; not: {', '.join(not_tensors)}")
@@ -67,6 +170,8 @@ def load_tensors(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file."""
+    from safetensors import SafetensorError, safe_open
+
     path = Path(path)
     if not path.is_file():
         raise StorageError(f"no such file: {path}")

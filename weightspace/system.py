@@ -17,8 +17,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from weightspace.config import make_config, require_positive
+from weightspace.config import MAX_COUNT, make_config, require_at_most, require_positive
 from weightspace.errors import ConfigError
+
+MAX_TRAJECTORIES = 10_000
+"""Upper bound of environments seen and trajectories per environment: a dataset holds every one
+of them in memory, so a typo is refused before the solver allocates it."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class SystemSettings:
 
     def __post_init__(self) -> None:
         require_positive(self, "n_frames", "dt", "n_seen", "n_train", "n_test")
+        require_at_most(self, MAX_TRAJECTORIES, "n_seen", "n_train", "n_test")
+        require_at_most(self, MAX_COUNT, "n_frames")
 
 
 class System(ABC):

@@ -29,7 +29,7 @@ from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 from weightspace.zoo.trainer import train_experts
-from weightspace_methods.generated import generate_for_split
+from weightspace_methods.generated import candidates, generate_for_split
 
 INITS = ("diffusion", "random", "base")
 
@@ -50,7 +50,8 @@ class DiffusionInit(Method):
             zoo, environments.split, env_index, generated, options.finetune_steps
         )
         seconds_per_env = statistics.median(latencies) / 1000 + seconds
-        return Adapted(params, seconds_per_env, {"generator_run": run.method, "finetune": curves})
+        fields = {"candidates": candidates(options), "generator_run": run.method, "finetune": curves}
+        return Adapted(params, seconds_per_env, fields)
 
 
 def finetune_from_inits(

@@ -22,6 +22,12 @@ from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 
 
+def candidates(options: EvaluationOptions) -> int:
+    """Candidates sampled per environment: the options' number, but one when one frame is observed,
+    since a single frame gives no residual to choose among candidates by (the row records it)."""
+    return options.candidates if options.observed_frames >= 2 else 1
+
+
 def generate_for_split(run: Run, environments: Environments, options: EvaluationOptions) -> tuple[Params, list[float]]:
     """The run's experts for each environment from its observed frames, and each one's latency (ms)."""
     env_index, seed = environments.env_index, run.zoo.manifest["seed"]
@@ -30,7 +36,7 @@ def generate_for_split(run: Run, environments: Environments, options: Evaluation
     for i in range(len(env_index)):
         out = run.generate(
             frames[i : i + 1],
-            options.candidates,
+            candidates(options),
             seed=derived_seed(seed, "generate", int(env_index[i])),
             env_params=environments.env_params[i : i + 1],
         )
@@ -59,6 +65,7 @@ class GeneratedExperts(Method):
         zoo_params, zoo_env = zoo.experts()
         latency = statistics.median(latencies)
         fields = {
+            "candidates": candidates(options),
             "gen_latency_ms": latency,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "memorization": memorization(zoo.adapter, params, zoo_params, zoo_env, memorization_probes(zoo), zoo.scale),

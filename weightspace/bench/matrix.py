@@ -47,7 +47,13 @@ from typing import Any
 
 from weightspace.errors import ConfigError
 from weightspace.method import RUN_METHOD
-from weightspace.pipeline.config import TOP_LEVEL, RunConfig, merge_config, read_config_toml
+from weightspace.pipeline.config import (
+    TOP_LEVEL,
+    RunConfig,
+    format_config_path,
+    merge_config,
+    read_config_toml,
+)
 from weightspace.registry import default_registry
 
 if sys.version_info >= (3, 11):
@@ -127,7 +133,9 @@ class Matrix:
         if not path.is_file():
             raise ConfigError(f"no such matrix file: {path}")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text; a matrix is a TOML file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         return cls.from_dict(data, path)
@@ -144,6 +152,7 @@ class Matrix:
             raise ConfigError(f"{where} names no [methods.<label>]; the first is the one ablations and sweeps vary")
         systems = {}
         for label, entry in _table(data, "systems", where).items():
+            _check_label(label, f"{where} [systems]")
             if not isinstance(entry, dict) or "config" not in entry:
                 raise ConfigError(f"{where}: [systems.{label}] needs config = <run config path>")
             extra = sorted(set(entry) - {"config", "architectures", "set"})
@@ -220,7 +229,7 @@ class Matrix:
     def _config(self, system: str, variant: Variant, architecture: str, seed: int, base: dict) -> dict[str, Any]:
         config = base
         if variant.config is not None:
-            config = read_config_toml(self.path.parent / variant.config.format(system=system))
+            config = read_config_toml(self.path.parent / format_config_path(variant.config, system, str(self.path)))
         if architecture != config.get("architecture"):  # the config's architecture settings belong to another one
             config = {k: v for k, v in config.items() if k != "architecture_config"}
         for changes in (self.changes, self.systems[system]["changes"], variant.changes):
@@ -275,6 +284,15 @@ def _check_changes(changes: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: {', '.join(not_tables)} must be tables of settings, e.g. {{ steps = 100 }}")
 
 
+def _check_label(label: str, where: str) -> None:
+    """Labels name the bench's folders (``runs/<system>/<arch>/<method>/``): one that is not a plain
+    folder name would write outside the bench folder or hide there."""
+    if not label or label.startswith(".") or any(c in "/\\" or not c.isprintable() for c in label):
+        raise ConfigError(
+            f"{where}: label {label!r} is not a plain folder name (no '/', no leading '.', no control characters)"
+        )
+
+
 def _methods() -> dict[str, type]:
     registry = default_registry()
     return {name: registry.get("methods", name) for name in registry.names("methods")}
@@ -283,6 +301,7 @@ def _methods() -> dict[str, type]:
 def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tuple[Variant, ...]:
     variants = []
     for label, entry in table.items():
+        _check_label(label, where)
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}.{label} must be a table, got {entry!r}")
         extra = sorted(set(entry) - {"config", "set", "evaluate"})

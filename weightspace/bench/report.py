@@ -146,14 +146,45 @@ def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str
     return results
 
 
+RESULTS_KEYS = {"matrix": str, "main_method": str, "written": str, "cells": int, "failed": list}
+RESULTS_KEYS |= {"rows": list, "summary": list, "timings": list}
+"""The keys of ``results.json`` and their types, as :func:`write_results` writes them."""
+SUMMARY_KEYS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "reference", "rmse_per_step", "per_env")
+"""The keys of a summary row that the report reads."""
+
+
 def load_results(out: Path) -> dict[str, Any]:
+    """``results.json`` of a bench folder, checked for the keys the report reads, so that a damaged
+    or hand-edited file is named in one line (file and key) instead of failing deep in the report."""
     path = out / "results.json"
     if not path.is_file():
         raise StorageError(f"{out} holds no results.json (run `weightspace bench MATRIX --out {out}` first)")
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StorageError(f"{path} is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
         raise StorageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(results, dict):
+        raise StorageError(f"{path} must hold a JSON object, got {type(results).__name__}")
+    for key, kind in RESULTS_KEYS.items():
+        if not isinstance(results.get(key), kind) or isinstance(results[key], bool):
+            raise StorageError(f"{path}: {key!r} must be a {kind.__name__}, got {results.get(key)!r:.60}")
+    for i, row in enumerate(results["summary"]):
+        missing = [k for k in SUMMARY_KEYS if k not in row] if isinstance(row, dict) else ["(not an object)"]
+        if missing or not _is_number(row["rmse_mean"]) or not isinstance(row["n_seeds"], int):
+            raise StorageError(f"{path}: summary row {i} lacks {', '.join(missing) or 'a numeric rmse_mean/n_seeds'}")
+    for i, f in enumerate(results["failed"]):
+        if not (isinstance(f, dict) and isinstance(f.get("label"), str) and isinstance(f.get("error"), str)):
+            raise StorageError(f"{path}: failed entry {i} must be an object with 'label' and 'error' strings")
+    for i, t in enumerate(results["timings"]):
+        if not (isinstance(t, dict) and isinstance(t.get("node"), str) and _is_number(t.get("seconds"))):
+            raise StorageError(f"{path}: timings entry {i} must be an object with 'node' and numeric 'seconds'")
+    return results
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fmt(row: dict[str, Any] | None, bold: bool = False) -> str:

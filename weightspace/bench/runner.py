@@ -15,12 +15,17 @@ evaluated once. Nodes run on an executor as soon as their dependencies are done:
 A rerun skips every node whose output exists, so an interrupted bench resumes where it stopped. A
 node that fails is reported with its error; the nodes that need it are skipped, the rest go on.
 One bench writes to a folder at a time: two benches (or `train --cache`) building the same stage
-folder at once would overwrite each other's files.
+folder at once would overwrite each other's files (`weightspace bench` locks its folder). An
+interrupted bench (Ctrl-C) stops its running nodes; pool workers also end when the bench process is
+killed, so nothing goes on writing into the folder behind a rerun's back.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -28,6 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -165,6 +171,18 @@ def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -
     return [{**row, "encoder_held_out": held_out} for row in rows]
 
 
+def die_with_parent(parent: int) -> None:
+    """Initializer of the bench's worker processes: on Linux, SIGTERM them when process ``parent``
+    (the bench) dies, even by SIGKILL, instead of leaving them training into a folder nobody
+    holds. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1  # from <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Executor(Protocol):
     """Where nodes run. ``submit`` returns a handle; ``wait`` blocks until at least one of the given
     handles is finished and returns the finished ones; ``result`` gives a finished node's result."""
@@ -177,6 +195,9 @@ class Executor(Protocol):
     def wait(self, handles: Sequence[Any]) -> list[Any]: ...
 
     def result(self, handle: Any) -> dict[str, Any]: ...
+
+    def cancel(self) -> None:
+        """Stop every submitted node that has not finished (the bench was interrupted)."""
 
     def close(self) -> None: ...
 
@@ -192,12 +213,16 @@ class LocalExecutor:
         self.jobs, self.device, self.progress = jobs, device, progress or BenchProgress()
         self.threads = torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
         self.nodes: dict[str, Node] = {}
-        self.manager = get_context("spawn").Manager() if jobs > 1 else None
+        self.manager = SyncManager(ctx=get_context("spawn")) if jobs > 1 else None
+        if self.manager is not None:
+            self.manager.start(die_with_parent, (os.getpid(),))
         self.events = self.manager.Queue() if self.manager is not None else None
         self.pool = self._pool() if jobs > 1 else None
 
     def _pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"))
+        return ProcessPoolExecutor(
+            self.jobs, mp_context=get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+        )
 
     def submit(self, node: Node, out: str) -> Future:
         self.nodes[node.key] = node
@@ -234,6 +259,15 @@ class LocalExecutor:
             self.pool = self._pool()
             raise
 
+    def cancel(self) -> None:
+        if self.pool is None:  # nodes run in this process: the interrupt already stopped them
+            return
+        # the pool has no public way to stop running work: terminate its workers (Python 3.14's
+        # terminate_workers does the same); a stage is complete only once its last file is written
+        for process in list(self.pool._processes.values()):
+            process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -252,16 +286,25 @@ class RayExecutor:
         self.device = device
         self.jobs = jobs or int(self.ray.cluster_resources().get("CPU", 1))
         self.remote = self.ray.remote(num_cpus=1)(execute)
+        self.submitted: list[Any] = []
 
     def submit(self, node: Node, out: str) -> Any:
         gpus = int(self.device.startswith("cuda") and node.task["kind"] != "evaluate")
-        return self.remote.options(num_gpus=gpus).remote(node, out, 1, self.device)
+        handle = self.remote.options(num_gpus=gpus).remote(node, out, 1, self.device)
+        self.submitted.append(handle)
+        return handle
 
     def wait(self, handles: Sequence[Any]) -> list[Any]:
         return self.ray.wait(list(handles), num_returns=1)[0]
 
     def result(self, handle: Any) -> dict[str, Any]:
+        self.submitted.remove(handle)
         return self.ray.get(handle)
+
+    def cancel(self) -> None:
+        for handle in self.submitted:  # on a cluster they would otherwise run on after the bench
+            self.ray.cancel(handle, force=True)
+        self.submitted.clear()
 
     def close(self) -> None:
         if self.started:
@@ -293,33 +336,37 @@ def run_bench(
     def labels() -> list[str]:
         return [plan.nodes[k].label for k in running.values()]
 
-    while pending or running:
-        for key in list(pending):
-            node = plan.nodes[key]
-            broken = [n for n in node.needs if n in failed]
-            if broken:
-                failed[key] = f"skipped: {plan.nodes[broken[0]].label} failed"
-                pending.remove(key)
-                progress.finished(node, {"key": key, "error": failed[key]})
-            elif all(n in done for n in node.needs) and len(running) < executor.jobs:
-                pending.remove(key)
-                running[executor.submit(node, str(out))] = key
-                progress.running(labels())
-        if not running:
-            continue
-        for handle in executor.wait(list(running)):
-            key = running.pop(handle)
-            try:
-                result = executor.result(handle)
-            except Exception as exc:  # the executor lost the node (a worker died): report it, go on
-                result = {"key": key, "error": f"{type(exc).__name__}: {exc}"}
-            ran.append(result)
-            if "error" in result:
-                failed[key] = result["error"]
-            else:
-                done.add(key)
-            progress.finished(plan.nodes[key], result)
-        progress.running(labels())
+    try:
+        while pending or running:
+            for key in list(pending):
+                node = plan.nodes[key]
+                broken = [n for n in node.needs if n in failed]
+                if broken:
+                    failed[key] = f"skipped: {plan.nodes[broken[0]].label} failed"
+                    pending.remove(key)
+                    progress.finished(node, {"key": key, "error": failed[key]})
+                elif all(n in done for n in node.needs) and len(running) < executor.jobs:
+                    pending.remove(key)
+                    running[executor.submit(node, str(out))] = key
+                    progress.running(labels())
+            if not running:
+                continue
+            for handle in executor.wait(list(running)):
+                key = running.pop(handle)
+                try:
+                    result = executor.result(handle)
+                except Exception as exc:  # the executor lost the node (a worker died): report it, go on
+                    result = {"key": key, "error": f"{type(exc).__name__}: {exc}"}
+                ran.append(result)
+                if "error" in result:
+                    failed[key] = result["error"]
+                else:
+                    done.add(key)
+                progress.finished(plan.nodes[key], result)
+            progress.running(labels())
+    except KeyboardInterrupt:  # stop the running nodes; finished ones are kept for the rerun
+        executor.cancel()
+        raise
     for cell in plan.cells:  # each trained cell gets a run folder users can generate from
         run = plan.runs[cell.id]
         if _needs_run(cell) and all(run.stage_key(stage) in done for stage in STAGES):

@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightspaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every write is atomic and every stage resumes: say so, no traceback
+        print("error: interrupted; everything finished is kept: rerun the same command to resume", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -66,6 +66,7 @@ def run_bench(args: argparse.Namespace) -> None:
     from weightspace.bench import LocalExecutor, RayExecutor, plan_bench, run_bench
     from weightspace.bench.matrix import Matrix
     from weightspace.bench.report import methods_table, write_report, write_results
+    from weightspace.storage import claim_output
 
     matrix = Matrix.from_toml(args.matrix)
     out = Path(args.out)
@@ -80,18 +81,23 @@ def run_bench(args: argparse.Namespace) -> None:
         console.print(table)
         return
     start = time.perf_counter()
-    with progress_bars() as progress:
-        bench_progress = _RichBenchProgress(progress)
-        if args.executor == "ray":  # the device is the workers', not this machine's
-            executor = RayExecutor(args.jobs, args.address, args.device or "cpu")
-        else:
-            executor = LocalExecutor(args.jobs or 1, str(resolve_device(args.device)), bench_progress)
-        try:
-            outcome = run_bench(matrix, out, executor, bench_progress)
-        finally:
-            executor.close()
-    results = write_results(outcome.plan, out, outcome.failed, str(args.matrix))
-    written = write_report(out, results)
+    with claim_output(out, "bench"):
+        with progress_bars() as progress:
+            bench_progress = _RichBenchProgress(progress)
+            if args.executor == "ray":  # the device is the workers', not this machine's
+                executor = RayExecutor(args.jobs, args.address, args.device or "cpu")
+            else:
+                executor = LocalExecutor(args.jobs or 1, str(resolve_device(args.device)), bench_progress)
+            try:
+                outcome = run_bench(matrix, out, executor, bench_progress)
+            except KeyboardInterrupt:  # run_bench stopped the running nodes
+                raise WeightspaceError(
+                    f"interrupted; every finished stage is kept in {out}: rerun the same command to resume"
+                ) from None
+            finally:
+                executor.close()
+        results = write_results(outcome.plan, out, outcome.failed, str(args.matrix))
+        written = write_report(out, results)
     console.print(Markdown(f"**{args.matrix}**: rollout RMSE (mean over seeds)\n\n{methods_table(results)}"))
     console.print(
         f"bench finished in {time.perf_counter() - start:.0f} s ({len(outcome.ran)} nodes built); "
@@ -119,7 +125,9 @@ def run_report(args: argparse.Namespace) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a matrix of systems x methods x ablations x seeds; tables and plots")
     p.add_argument("matrix", help="matrix TOML (see benchmarks/matrices/)")
-    p.add_argument("--out", required=True, help="bench folder; a rerun resumes and reuses every finished stage")
+    p.add_argument(
+        "--out", required=True, help="bench folder (new or empty; a rerun resumes and reuses every finished stage)"
+    )
     add_executor_options(
         p, "where nodes run", "nodes at once (default: 1; ray: 2 local workers, or the cluster's CPUs)"
     )

@@ -7,12 +7,15 @@ without torch, neuraloperator or matplotlib (seconds on 2 cores); nothing here i
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from weightspace.config import MAX_COUNT
 from weightspace.errors import ConfigError
 from weightspace.progress import ZooProgress
 
@@ -21,6 +24,62 @@ if TYPE_CHECKING:
 
 # piped output (make, CI logs) gets a wide console instead of rich's 80-column default
 console = Console() if sys.stdout.isatty() else Console(width=140)
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed: torch and numpy take seeds as 64-bit integers (larger ones overflow)."""
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers in ``[low, high]``: a bad value is argparse's one-line usage
+    error at parse time instead of an empty tensor, an overflow or a silent default later."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_in(1, MAX_COUNT)
+"""A count: at least one of something."""
+non_negative_int = int_in(0, MAX_COUNT)
+"""An index or a count that may be zero."""
+seed = int_in(0, MAX_SEED)
+"""A seed torch and numpy accept."""
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers: ``nan`` would compare false everywhere and pass range
+    checks unnoticed, ``inf`` would run without meaning anything."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers > 0 (learning rates, time steps)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers >= 0 (thresholds, where 0 switches a feature off)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -40,13 +99,13 @@ def resolve_device(name: str | None) -> torch.device:
 
 def add_compute_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for every random choice (default: 0)")
 
 
 def add_executor_options(parser: argparse.ArgumentParser, where: str, jobs: str) -> None:
     """``--executor local|ray``, ``--jobs`` and ``--address`` (a Ray cluster's)."""
     parser.add_argument("--executor", choices=("local", "ray"), default="local", help=f"{where} (default: local)")
-    parser.add_argument("--jobs", type=int, default=None, help=jobs)
+    parser.add_argument("--jobs", type=positive_int, default=None, help=jobs)
     parser.add_argument(
         "--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray instance)"
     )

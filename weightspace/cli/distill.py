@@ -5,30 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from weightspace.cli.common import (
     console,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed,
 )
-from weightspace.errors import ConfigError
 from weightspace.registry import default_registry
-
-if TYPE_CHECKING:
-    pass
 
 
 def run(args: argparse.Namespace) -> None:
     import torch
 
     from weightspace.evaluate.distill import compare_terms, distill_vector_field
+    from weightspace.pipeline.generation import read_expert_config
     from weightspace.storage import atomic_path, load_tensors
 
     folder = Path(args.expert)
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"{folder} holds no expert: missing config.json (write one with `weightspace generate`)")
-    meta = json.loads((folder / "config.json").read_text())
+    meta = read_expert_config(folder)
     registry = default_registry()
     adapter = registry.architecture(meta["architecture"], meta["config"])
     params = load_tensors(folder / "expert.safetensors")[0]
@@ -61,11 +59,17 @@ def run(args: argparse.Namespace) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="fit sparse polynomial equations (SINDy) to a vector-field expert")
     p.add_argument("--expert", required=True, help="an expert folder (from `weightspace generate`)")
-    p.add_argument("--degree", type=int, default=2, help="degree of the polynomial library (default: 2)")
-    p.add_argument("--threshold", type=float, default=0.05, help="STLSQ sparsity threshold (default: 0.05)")
-    p.add_argument("--trajectories", type=int, default=16, help="initial states integrated (default: 16)")
-    p.add_argument("--steps", type=int, default=None, help="steps per trajectory (default: the system's horizon)")
-    p.add_argument("--dt", type=float, default=0.1, help="step when the expert does not record one (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default: 0)")
+    p.add_argument("--degree", type=positive_int, default=2, help="degree of the polynomial library (default: 2)")
+    p.add_argument(
+        "--threshold", type=non_negative_float, default=0.05, help="STLSQ sparsity threshold (default: 0.05)"
+    )
+    p.add_argument("--trajectories", type=positive_int, default=16, help="initial states integrated (default: 16)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="steps per trajectory (default: the system's horizon)"
+    )
+    p.add_argument(
+        "--dt", type=positive_float, default=0.1, help="step when the expert does not record one (default: 0.1)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="seed of the initial states (default: 0)")
     p.add_argument("--out", default=None, help="write the equations and the term comparison as JSON")
     p.set_defaults(func=run)

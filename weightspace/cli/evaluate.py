@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from weightspace.cli.common import (
     console,
+    positive_float,
+    positive_int,
     progress_bars,
 )
 from weightspace.errors import ConfigError
 from weightspace.registry import default_registry
-
-if TYPE_CHECKING:
-    pass
 
 
 def run(args: argparse.Namespace) -> None:
@@ -116,13 +114,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a registered method (repeatable; `weightspace plugins` lists them) or the run's own label; "
         "default: every method that needs only a zoo with --zoo, the run's generated experts with --run",
     )
-    p.add_argument("--frames", type=int, default=4, help="observed frames L (default: 4)")
-    p.add_argument("--candidates", type=int, default=16, help="generated candidates per environment (default: 16)")
-    p.add_argument("--finetune-steps", type=int, default=100, help="steps of fine-tuning methods (default: 100)")
-    p.add_argument("--finetune-lr", type=float, default=None, help="fine-tuning learning rate (default: the zoo's)")
+    p.add_argument("--frames", type=positive_int, default=4, help="observed frames L (default: 4)")
+    p.add_argument(
+        "--candidates", type=positive_int, default=16, help="generated candidates per environment (default: 16)"
+    )
+    p.add_argument(
+        "--finetune-steps", type=positive_int, default=100, help="steps of fine-tuning methods (default: 100)"
+    )
+    p.add_argument(
+        "--finetune-lr", type=positive_float, default=None, help="fine-tuning learning rate (default: the zoo's)"
+    )
     p.add_argument(
         "--finetune-budgets",
-        type=int,
+        type=positive_int,
         nargs="+",
         default=(),
         metavar="STEPS",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from weightspace.cli.common import (
     console,
+    non_negative_int,
+    positive_int,
+    seed,
 )
 from weightspace.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 
 def run(args: argparse.Namespace) -> None:
@@ -20,7 +19,7 @@ def run(args: argparse.Namespace) -> None:
     from weightspace.evaluate.adaptation import observed_frames
     from weightspace.pipeline.generation import save_expert
     from weightspace.pipeline.run import Run
-    from weightspace.storage import load_tensors
+    from weightspace.storage import claim_output, load_tensors
 
     run = Run.load(args.run)
     if (args.env is None) == (args.frames is None):
@@ -44,7 +43,8 @@ def run(args: argparse.Namespace) -> None:
     out = run.generate(observed, args.n, seed=args.seed, env_params=env_params)
     record = {"observed": label, "frames": observed.shape[1], "candidates": args.n, "residual": float(out.residual[0])}
     record |= {"method": run.method, "dt": run.zoo.dt, **source}
-    save_expert(run.zoo.adapter, {k: v[0] for k, v in out.params.items()}, args.out, record)
+    with claim_output(args.out, "expert", force=args.force):
+        save_expert(run.zoo.adapter, {k: v[0] for k, v in out.params.items()}, args.out, record)
     console.print(
         f"generated a {run.zoo.adapter.name} expert for {label} from {observed.shape[1]} frames in "
         f"{1000 * out.seconds:.1f} ms: best of {args.n} candidates (residual {float(out.residual[0]):.4g}, "
@@ -55,10 +55,18 @@ def run(args: argparse.Namespace) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate an expert from observed frames, with no gradient step")
     p.add_argument("--run", required=True, help="a trained run directory")
-    p.add_argument("--env", type=int, default=None, help="observe this environment (index in the system's grid)")
+    p.add_argument(
+        "--env", type=non_negative_int, default=None, help="observe this environment (index in the system's grid)"
+    )
     p.add_argument("--frames", default=None, help="or a safetensors file with a tensor 'frames' [L, *state]")
-    p.add_argument("--length", type=int, default=4, help="frames observed with --env (default: 4)")
-    p.add_argument("--n", type=int, default=16, help="candidates sampled; the best on the frames is kept")
+    p.add_argument("--length", type=positive_int, default=4, help="frames observed with --env (default: 4)")
+    p.add_argument("--n", type=positive_int, default=16, help="candidates sampled; the best on the frames is kept")
     p.add_argument("--out", required=True, help="folder for expert.safetensors and config.json")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty folder weightspace did not create (its expert.safetensors and config.json "
+        "are replaced)",
+    )
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (default: 0)")
     p.set_defaults(func=run)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from weightspace.cli.common import (
     console,
+    finite_float,
+    positive_int,
+    seed,
 )
 from weightspace.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 
 def _size(text: str, what: str) -> tuple[int, int]:
@@ -70,10 +69,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--time-split", default="0.5", help="test period start: ISO date or fraction (default: 0.5)")
     p.add_argument("--tile", default="32x32", help="grid each environment is resampled to (default: 32x32)")
-    p.add_argument("--frames", type=int, default=24, help="frames per trajectory window (default: 24)")
-    p.add_argument("--stride", type=int, default=None, help="frames between windows (default: --frames)")
-    p.add_argument("--n-seen", type=int, default=None, help="seen environments (default: a third)")
-    p.add_argument("--max-missing", type=float, default=0.2, help="drop environments with more missing values")
-    p.add_argument("--seed", type=int, default=0, help="seed of the seen/unseen split (default: 0)")
+    p.add_argument("--frames", type=positive_int, default=24, help="frames per trajectory window (default: 24)")
+    p.add_argument("--stride", type=positive_int, default=None, help="frames between windows (default: --frames)")
+    p.add_argument("--n-seen", type=positive_int, default=None, help="seen environments (default: a third)")
+    p.add_argument("--max-missing", type=finite_float, default=0.2, help="drop environments with more missing values")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the seen/unseen split (default: 0)")
     p.add_argument("--out", required=True, help="the dataset file to write (.h5)")
     p.set_defaults(func=run)

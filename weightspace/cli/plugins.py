@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -13,9 +12,6 @@ from weightspace.cli.common import (
 )
 from weightspace.hookspecs import KINDS
 from weightspace.registry import default_registry
-
-if TYPE_CHECKING:
-    pass
 
 
 def run(args: argparse.Namespace) -> None:

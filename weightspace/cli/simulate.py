@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -19,14 +18,12 @@ from weightspace.cli.common import (
 from weightspace.config import parse_assignments
 from weightspace.registry import default_registry
 
-if TYPE_CHECKING:
-    pass
-
 
 def run(args: argparse.Namespace) -> None:
     from weightspace.data.dataset import write_dataset
     from weightspace.data.simulation import build_dataset
     from weightspace.plots import plot_dataset_preview
+    from weightspace.storage import claim_output
 
     system = default_registry().system(args.system, args.profile, parse_assignments(args.set))
     device = resolve_device(args.device)
@@ -34,12 +31,13 @@ def run(args: argparse.Namespace) -> None:
     h5_path, png_path = out / f"{system.name}-{system.profile}.h5", out / f"{system.name}-{system.profile}.png"
     n_envs = len(system.environments())
     start = time.perf_counter()
-    with progress_bars() as progress:
-        task = progress.add_task(f"simulating {system.name} ({system.profile})", total=n_envs)
-        dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n), device)
-    sim_seconds = time.perf_counter() - start
-    write_dataset(h5_path, dataset)
-    plot_dataset_preview(dataset, png_path)
+    with claim_output(out, "dataset", force=args.force):
+        with progress_bars() as progress:
+            task = progress.add_task(f"simulating {system.name} ({system.profile})", total=n_envs)
+            dataset = build_dataset(system, args.seed, lambda n: progress.advance(task, n), device)
+        sim_seconds = time.perf_counter() - start
+        write_dataset(h5_path, dataset)
+        plot_dataset_preview(dataset, png_path)
     wall = time.perf_counter() - start
 
     table = Table(title=f"{system.name} ({system.profile}, seed {args.seed})")
@@ -63,6 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("system", help="registered system name (see `weightspace plugins`)")
     p.add_argument("--profile", default="quick", help="settings profile: quick (CPU) or paper (default: quick)")
     p.add_argument("--out", required=True, help="output folder; writes SYSTEM-PROFILE.h5 and SYSTEM-PROFILE.png")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty folder weightspace did not create (same-named files are replaced)",
+    )
     add_set_option(p, "--set n_frames=51 --set resolution=64")
     add_compute_options(p)
     p.set_defaults(func=run)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -17,23 +16,21 @@ from weightspace.cli.common import (
     resolve_device,
 )
 
-if TYPE_CHECKING:
-    pass
-
 
 def run(args: argparse.Namespace) -> None:
-    from weightspace.pipeline import RunConfig, train_run
+    from weightspace.pipeline import RunConfig, plan_run, train_run
+    from weightspace.pipeline.stages import use_zoo
+    from weightspace.storage import claim_output
 
     config = RunConfig.from_toml(args.config)
+    plan = plan_run(config)  # every name and setting checked before --out is created
+    if args.zoo is not None:
+        use_zoo(plan, args.zoo)
+    device = resolve_device(args.device)
     start = time.perf_counter()
-    with progress_bars() as progress:
+    with claim_output(args.out, "run"), progress_bars() as progress:
         run = train_run(
-            config,
-            args.out,
-            device=resolve_device(args.device),
-            progress=RichZooProgress(progress),
-            cache=args.cache,
-            zoo=args.zoo,
+            config, args.out, device=device, progress=RichZooProgress(progress), cache=args.cache, zoo=args.zoo
         )
     table = Table(title=f"run {args.out} ({config.method}): {config.system} x {config.architecture} ({config.profile})")
     for column in ("stage", "folder", "summary"):
@@ -54,7 +51,9 @@ def run(args: argparse.Namespace) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="run the stages of a run config (zoo, encoder, generator+prompter), cached")
     p.add_argument("--config", required=True, help="run config TOML (see configs/)")
-    p.add_argument("--out", required=True, help="run directory; a rerun resumes and reuses finished stages")
+    p.add_argument(
+        "--out", required=True, help="run directory (new or empty; a rerun resumes and reuses finished stages)"
+    )
     p.add_argument("--cache", default=None, help="folder of stage folders, shareable between runs (default: --out)")
     p.add_argument(
         "--zoo", default=None, help="a zoo built by `weightspace zoo build` to use as the zoo stage (it must match)"

@@ -42,6 +42,7 @@ def _scoped_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
 
 def run_zoo_build(args: argparse.Namespace) -> None:
     from weightspace.parallel import RayPool
+    from weightspace.storage import claim_output
     from weightspace.zoo import build_zoo, plan_zoo
 
     scoped = _scoped_overrides(args.set)
@@ -64,13 +65,14 @@ def run_zoo_build(args: argparse.Namespace) -> None:
         zoo_overrides=scoped["zoo"],
     )
     start = time.perf_counter()
-    pool = RayPool(args.jobs, args.address, gpus=device.type == "cuda") if args.executor == "ray" else None
-    try:
-        with progress_bars() as progress:
-            zoo = build_zoo(plan, args.out, device, RichZooProgress(progress), registry, pool)
-    finally:
-        if pool is not None:
-            pool.close()
+    with claim_output(args.out, "zoo"):
+        pool = RayPool(args.jobs, args.address, gpus=device.type == "cuda") if args.executor == "ray" else None
+        try:
+            with progress_bars() as progress:
+                zoo = build_zoo(plan, args.out, device, RichZooProgress(progress), registry, pool)
+        finally:
+            if pool is not None:
+                pool.close()
     console.print(_zoo_table(zoo))
     console.print(f"zoo in {args.out}: built or resumed in {time.perf_counter() - start:.1f} s")
 
@@ -112,8 +114,9 @@ def run_zoo_info(args: argparse.Namespace) -> None:
     m = zoo.manifest
     console.print(
         f"{zoo.n_experts} experts of {zoo.spec.n_params:,} parameters; architecture config "
-        f"{json.dumps(m['architecture_config'])}; checksums verified"
+        f"{json.dumps(m['architecture_config'])}"
     )
+    console.print(f"verified: {zoo.verified}", soft_wrap=True)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="quick", help="quick (CPU) or paper (default: quick)")
     p.add_argument("--size", type=int, default=None, help="experts per seen environment (default: the profile's)")
     p.add_argument("--random-init", action="store_true", help="train experts from random init (ablation)")
-    p.add_argument("--out", required=True, help="zoo directory")
+    p.add_argument("--out", required=True, help="zoo directory (new or empty; a rerun resumes there)")
     add_set_option(p, "--set arch.hidden_channels=16 --set zoo.expert_steps=100 --set system.n_seen=3")
     add_compute_options(p)
     add_executor_options(

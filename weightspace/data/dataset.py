@@ -109,6 +109,21 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     return dataset
 
 
+def read_env_index(path: str | os.PathLike, split: str) -> torch.Tensor:
+    """The ``env_index`` of one split, read without the trajectories: what a zoo's manifest is
+    checked against on every load, where reading a paper-sized file whole would dominate."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            found = split in f and "env_index" in f[split]
+            env_index = f[split]["env_index"][()] if found else None
+    except OSError as exc:
+        raise StorageError(f"{path} is not a readable HDF5 file: {exc}") from None
+    if env_index is None:
+        raise StorageError(f"{path} lacks split {split!r} or its env_index")
+    return torch.from_numpy(env_index)
+
+
 def check_layout(dataset: Dataset, where: str) -> None:
     """Raise a :class:`StorageError` unless every split matches the file's own attributes:
     trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,

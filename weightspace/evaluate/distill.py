@@ -11,6 +11,7 @@ only the network's own error. Where the system knows its true equations
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ import torch
 from weightspace.architecture import ArchitectureAdapter, Prediction
 from weightspace.errors import ConfigError, WeightError
 from weightspace.graph import Params
+
+MAX_DEGREE = 6
+"""The largest polynomial degree: the library grows as (D + degree choose degree) terms, and beyond a
+few the least-squares fit is ill-conditioned long before it runs out of memory."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ def distill_vector_field(
 
     if adapter.prediction is not Prediction.VECTOR_FIELD:
         raise ConfigError(f"{adapter.name} is a one-step operator; symbolic distillation needs a vector field")
+    if not 1 <= degree <= MAX_DEGREE:
+        raise ConfigError(f"the polynomial degree must be in [1, {MAX_DEGREE}], got {degree}")
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ConfigError(f"the sparsity threshold must be a finite number >= 0, got {threshold}")
+    if n_steps < 1 or not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ConfigError(f"the rollout needs n_steps >= 1 and a finite dt > 0, got {n_steps} steps of {dt}")
+    if initial_states.dim() != 2 or len(initial_states) == 0:
+        raise ConfigError(f"initial states must be [M >= 1, D], got {list(initial_states.shape)}")
     if len(state_names) != initial_states.shape[1]:
         raise ConfigError(f"{len(state_names)} state names for states of dimension {initial_states.shape[1]}")
     batched = {k: v[None] for k, v in params.items()}

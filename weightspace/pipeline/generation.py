@@ -25,9 +25,9 @@ import torch
 
 from weightspace.architecture import ArchitectureAdapter
 from weightspace.components import Generator, Prompter
-from weightspace.config import config_to_dict, require_positive
+from weightspace.config import MAX_COUNT, config_to_dict, require_at_most, require_positive
 from weightspace.data.trajectories import ChannelScale
-from weightspace.errors import WeightError
+from weightspace.errors import ConfigError, WeightError
 from weightspace.graph import Params, check_params
 from weightspace.metrics import observation_residual
 from weightspace.pipeline.encoding import WeightCodec
@@ -49,6 +49,7 @@ class GeneratorTraining:
 
     def __post_init__(self) -> None:
         require_positive(self, "steps", "lr", "batch_size", "max_frames", "ema")
+        require_at_most(self, MAX_COUNT, "steps", "batch_size", "max_frames")
         if self.aux_weight < 0 or self.ema >= 1:
             raise ValueError("aux_weight must be >= 0 and ema < 1")
 
@@ -173,6 +174,19 @@ def generate_experts(
     """Experts for E environments from their observed frames ``[E, L, *state]`` (raw), no gradient step.
 
     ``env_params`` (normalized, ``[E, P]``) is read only by the oracle prompter."""
+    if observed.dim() < 3 or observed.shape[0] < 1 or observed.shape[1] < 1:
+        raise ConfigError(f"observed frames must be [E >= 1, L >= 1, *state], got {list(observed.shape)}")
+    if not isinstance(n_candidates, int) or isinstance(n_candidates, bool) or n_candidates < 1:
+        raise ConfigError(f"n_candidates must be a positive integer, got {n_candidates!r}")
+    if observed.shape[1] < 2 and n_candidates > 1:
+        # every rollout starts from the first frame, so with nothing after it each candidate's residual is 0
+        # and the "best" would be an arbitrary one, possibly an expert that blows up on the next step
+        raise ConfigError(
+            f"one observed frame gives no residual to choose among {n_candidates} candidates by: "
+            "use n_candidates=1 or observe 2 or more frames"
+        )
+    if not torch.isfinite(observed).all():
+        raise ConfigError("the observed frames hold non-finite values (nan or inf)")
     start = time.perf_counter()
     n_envs = observed.shape[0]
     adapter = codec.adapter
@@ -213,14 +227,34 @@ def save_expert(adapter: ArchitectureAdapter, params: Params, folder: str | Path
         tmp.write_text(json.dumps(meta, indent=1))
 
 
+def read_expert_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` :func:`save_expert` wrote, checked for the architecture and its config, so
+    that a missing, damaged or hand-edited file is named in one line rather than as a KeyError."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise WeightError(f"{folder} holds no expert: missing config.json (write one with `weightspace generate`)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightError(f"{path} is not UTF-8 JSON: {exc}") from None
+    if not (
+        isinstance(meta, dict) and isinstance(meta.get("architecture"), str) and isinstance(meta.get("config"), dict)
+    ):
+        raise WeightError(f"{path} must be a JSON object with 'architecture' (a name) and 'config' (an object)")
+    # an expert generated for a simulated environment names it (save_expert's record from `generate --env`)
+    simulated = {"profile": str, "system_settings": dict, "env_params": dict, "dt": (int, float)}
+    bad = [k for k, kind in simulated.items() if "system" in meta and not isinstance(meta.get(k), kind)]
+    if bad:
+        raise WeightError(f"{path} names a system but not a valid {', '.join(bad)}")
+    return meta
+
+
 def load_expert(folder: str | Path, registry: Any = None) -> torch.nn.Module:
     """The module saved by :func:`save_expert`, built by its architecture's adapter."""
     from weightspace.registry import default_registry
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise WeightError(f"{folder} holds no expert: missing config.json")
-    meta = json.loads((folder / "config.json").read_text())
+    meta = read_expert_config(folder)
     adapter = (registry or default_registry()).architecture(meta["architecture"], meta["config"])
     state = load_tensors(folder / "expert.safetensors")[0]
     check_params(adapter.spec, state, batched=False)

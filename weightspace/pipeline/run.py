@@ -35,6 +35,21 @@ def load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
     return WeightCodec(encoder, normalizer, zoo.adapter)
 
 
+def _read_run_index(index: Path) -> dict[str, Any]:
+    """``run.json``, checked for what :meth:`Run.load` reads, so that a damaged or hand-edited file
+    is named in one line instead of failing as a KeyError deep in loading."""
+    try:
+        meta = json.loads(index.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StorageError(f"{index} is not UTF-8 JSON: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise StorageError(f"{index} must be a JSON object with a 'config' object")
+    stages = meta.get("stages")
+    if not isinstance(stages, dict) or not all(isinstance(stages.get(s), str) for s in STAGES):
+        raise StorageError(f"{index} must name the folder of each stage ({', '.join(STAGES)}) under 'stages'")
+    return meta
+
+
 @dataclass(frozen=True)
 class Run:
     """A trained run: the zoo, the codec (encoder + normalizer), the generator and prompter."""
@@ -56,7 +71,7 @@ class Run:
         index = path / "run.json"
         if not index.is_file():
             raise StorageError(f"{path} is not a trained run: no run.json (run `weightspace train` first)")
-        meta = json.loads(index.read_text())
+        meta = _read_run_index(index)
         stages = {stage: path / meta["stages"][stage] for stage in STAGES}
         zoo = Zoo.load(stages["zoo"], registry)
         gen_dir = stages["generator"]

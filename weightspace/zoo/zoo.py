@@ -9,6 +9,8 @@ the experts start from random initialisations instead (the paper's "w/o domain i
 On disk (``docs/zoo-format.md``)::
 
     DIR/manifest.json            what was built, how, and the sha256 of every shard
+    DIR/timings.json             wall-clock seconds of the build (kept apart: shards and manifest
+                                 of the same plan are byte-identical from build to build)
     DIR/dataset.h5               the system's trajectories the zoo was trained on
     DIR/base.safetensors         the base expert, parameters [1, ...]
     DIR/env-0007.safetensors     the kept experts of environment 7, parameters [K, ...]
@@ -17,6 +19,7 @@ Shards and the manifest are written atomically, the manifest after each shard, s
 build resumes where it stopped: finished environments are verified and kept, the rest are trained
 (from seeds that do not depend on what was done before, so the result is the same). Experts whose
 best validation loss is not finite or above ``max_loss`` are dropped and recorded in the manifest.
+Loading trusts nothing in the folder: :meth:`Zoo.load` checks the manifest, paths, dataset and shards.
 """
 
 from __future__ import annotations
@@ -33,26 +36,33 @@ import torch
 
 from weightspace import __version__
 from weightspace.architecture import ArchitectureAdapter
-from weightspace.config import config_to_dict, make_config, require_positive
-from weightspace.data.dataset import Dataset, load_dataset, write_dataset
+from weightspace.config import MAX_COUNT, config_to_dict, make_config, require_at_most, require_positive
+from weightspace.data.dataset import Dataset, load_dataset, read_env_index, write_dataset
 from weightspace.data.simulation import build_dataset
 from weightspace.data.trajectories import ChannelScale, by_environment
 from weightspace.errors import ConfigError, StorageError, WeightspaceError
-from weightspace.graph import GraphSpec, Params
+from weightspace.graph import GraphSpec, Params, check_params
 from weightspace.metrics import rollout_experts
 from weightspace.parallel import LocalPool, RayPool
 from weightspace.progress import ZooProgress
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import atomic_path, load_tensors, save_tensors
+from weightspace.storage import atomic_path, confined, load_tensors, save_tensors, write_json
 from weightspace.system import System, derived_seed
 from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
 
 FORMAT = "weightspace-zoo"
 FORMAT_VERSION = 1
+TIMINGS = "timings.json"
+"""Beside the manifest: the seconds the base took to train. Not part of the zoo's content."""
 
 
 class TrainingError(WeightspaceError):
     """Training failed in a way the user must act on (e.g. the base expert diverged)."""
+
+
+MAX_ZOO_SIZE = 10_000
+"""Experts per seen environment at most: a hundred times the paper's zoo, and still a few gigabytes
+of stacked parameters for a small network; a larger size is a typo to refuse before allocating."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class ZooSettings:
         require_positive(self, "size", "perturb_scale", "n_val", "base_steps", "expert_steps", "lr", "expert_lr")
         require_positive(self, "batch_size", "unroll", "eval_every", "patience", "grad_clip", "expert_batch")
         require_positive(self, "max_loss")
+        require_at_most(self, MAX_ZOO_SIZE, "size")
+        require_at_most(self, MAX_COUNT, "n_val", "base_steps", "expert_steps", "batch_size", "unroll")
+        require_at_most(self, MAX_COUNT, "eval_every", "patience", "expert_batch")
 
     def training(self, *, base: bool) -> TrainConfig:
         """The trainer config of the base (or of experts from random init) or of fine-tuned experts."""
@@ -209,22 +222,121 @@ def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(manifest, indent=1))
 
 
+_NONE = type(None)
+_KIND = {dict: "a record", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
+    "format_version": (int,),
+    "system": (str,),
+    "profile": (str,),
+    "system_settings": (dict,),
+    "architecture": (str,),
+    "architecture_config": (dict,),
+    "graph_spec": (dict,),
+    "settings": (dict,),
+    "seed": (int,),
+    "param_names": (list,),
+    "dt": (int, float),
+    "dataset": (str,),
+    "dataset_sha256": (str,),
+    "normalization": (dict,),
+    "base": (dict, _NONE),
+    "environments": (list,),
+    "complete": (bool,),
+}
+"""Top-level keys of a manifest and their JSON types (``version`` is informative and not required)."""
+_LOSSES = {k: (int, float, _NONE) for k in ("val_loss", "val_rmse")}
+BASE_KEYS: dict[str, tuple[type, ...]] = {"file": (str,), "sha256": (str,), "seed": (int,), **_LOSSES}
+ENVIRONMENT_KEYS: dict[str, tuple[type, ...]] = {
+    "env_index": (int,),
+    "env_params": (dict,),
+    "file": (str,),
+    "sha256": (str,),
+    "experts": (list,),
+    "dropped": (list,),
+}
+EXPERT_KEYS: dict[str, tuple[type, ...]] = {"seed": (int,), "perturbed_layer": (str, _NONE), **_LOSSES}
+
+
+def _check_keys(where: str, name: str, record: Any, keys: dict[str, tuple[type, ...]]) -> None:
+    """Raise a :class:`StorageError` naming ``name`` (``environments[1].file``) unless ``record`` is
+    a JSON object holding ``keys`` with their types: the zoo's code indexes these without checks."""
+    if not isinstance(record, dict):
+        raise StorageError(f"{where}: {name or 'the manifest'} must be a JSON object, got {_short(record)}")
+    for key, types in keys.items():
+        label = f"{name}.{key}" if name else key
+        kinds = [t for t in types if not (t is int and float in types)]  # an int is a number too
+        expected = " or ".join("null" if t is _NONE else _KIND[t] for t in kinds)
+        if key not in record:
+            raise StorageError(f"{where}: missing key {label!r}; expected {expected}")
+        value = record[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise StorageError(f"{where}: {label!r} must be {expected}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's structure: required keys and types, a base record once complete, environment
+    records (and their experts) well formed and each environment listed once."""
+    where = f"zoo manifest {path}"
+    _check_keys(where, "", manifest, MANIFEST_KEYS)
+    if manifest["base"] is None and manifest["complete"]:
+        raise StorageError(f"{where}: 'base' is null but the zoo is marked complete; expected the base expert's record")
+    if manifest["base"] is not None:
+        _check_keys(where, "base", manifest["base"], BASE_KEYS)
+    seen: set[int] = set()
+    for i, record in enumerate(manifest["environments"]):
+        _check_keys(where, f"environments[{i}]", record, ENVIRONMENT_KEYS)
+        for j, expert in enumerate(record["experts"]):
+            _check_keys(where, f"environments[{i}].experts[{j}]", expert, EXPERT_KEYS)
+        if record["env_index"] in seen:
+            raise StorageError(f"{where}: environment {record['env_index']} is listed twice in 'environments'")
+        seen.add(record["env_index"])
+
+
 def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / "manifest.json"
     if not path.exists():
         return None
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise StorageError(f"{path} is not UTF-8 text; a zoo manifest is JSON") from None
     except json.JSONDecodeError as exc:
         raise StorageError(f"{path} is not valid JSON: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise StorageError(f"{path} is not a weightspace zoo manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StorageError(f"{path} is not a weightspace zoo manifest: expected a JSON object with format {FORMAT!r}")
+    _check_manifest(path, manifest)
     return manifest
 
 
-def _shard_ok(out: Path, record: dict[str, Any]) -> bool:
-    path = out / record["file"]
+def _shard_path(out: Path, record: dict[str, Any], name: str) -> Path:
+    """The shard of manifest entry ``name`` (``base``, ``environments[3]``), inside ``out``."""
+    return confined(out, record["file"], f"zoo manifest {out / 'manifest.json'}: {name}.file")
+
+
+def _shard_ok(out: Path, record: dict[str, Any], name: str) -> bool:
+    path = _shard_path(out, record, name)
     return path.is_file() and sha256(path) == record["sha256"]
+
+
+def _check_shard(out: Path, record: dict[str, Any], name: str, spec: GraphSpec, count: int) -> None:
+    """Raise a :class:`StorageError` naming the shard unless its sha256 matches, its tensors are the
+    spec's names, shapes and dtypes for ``count`` networks, and every value is finite."""
+    path = _shard_path(out, record, name)
+    if not _shard_ok(out, record, name):
+        raise StorageError(f"zoo shard {path} ({name}) is missing or does not match its sha256")
+    params = load_tensors(path)[0]
+    try:
+        check_params(spec, params, batched=True)
+    except WeightspaceError as exc:
+        raise StorageError(f"zoo shard {path} ({name}): {exc}") from None
+    stored = next(iter(params.values())).shape[0]
+    if stored != count:
+        raise StorageError(f"zoo shard {path} ({name}) holds {stored} experts; the manifest lists {count}")
 
 
 def _save_shard(out: Path, name: str, params: Params, record: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +347,7 @@ def _save_shard(out: Path, name: str, params: Params, record: dict[str, Any]) ->
 
 @dataclass(frozen=True)
 class Zoo:
-    """A zoo directory, its manifest checked against the shards' checksums on load."""
+    """A zoo directory, checked on load: manifest, dataset and every shard (see :meth:`load`)."""
 
     path: Path
     manifest: dict[str, Any]
@@ -245,20 +357,44 @@ class Zoo:
 
     @classmethod
     def load(cls, path: str | Path, registry: Registry | None = None) -> Zoo:
+        """Load and verify the zoo in ``path``, raising a :class:`StorageError` on the first problem.
+
+        Verified (what :attr:`verified` reports): the manifest's structure; paths inside ``path``;
+        ``dataset.h5`` against ``dataset_sha256``; the environments against the dataset's seen ones,
+        each once; the graph spec against the architecture's; every shard's sha256, tensor names,
+        shapes and dtypes, expert count (the manifest's) and finite values."""
         path, registry = Path(path), registry or default_registry()
         manifest = _read_manifest(path)
         if manifest is None:
             raise StorageError(f"{path} is not a zoo: no manifest.json")
-        if not manifest.get("complete"):
+        if not manifest["complete"]:
             raise StorageError(f"zoo {path} is incomplete; rerun `weightspace zoo build` with the same options")
-        for record in [manifest["base"], *manifest["environments"]]:
-            if not _shard_ok(path, record):
-                raise StorageError(f"zoo shard {path / record['file']} is missing or does not match its sha256")
+        where = f"zoo manifest {path / 'manifest.json'}"
+        data = confined(path, manifest["dataset"], f"{where}: dataset")
+        if not data.is_file() or sha256(data) != manifest["dataset_sha256"]:
+            raise StorageError(f"zoo dataset {data} is missing or does not match the manifest's dataset_sha256")
+        seen = set(read_env_index(data, "train").tolist())
+        listed = {r["env_index"] for r in manifest["environments"]}
+        if listed != seen:
+            missing, extra = sorted(seen - listed), sorted(listed - seen)
+            raise StorageError(
+                f"{where}: 'environments' must list each seen environment of {data.name} once; "
+                f"missing {missing or 'none'}, not seen {extra or 'none'}"
+            )
         adapter = registry.architecture(manifest["architecture"], manifest["architecture_config"])
         if adapter.spec != GraphSpec.from_json(json.dumps(manifest["graph_spec"])):
             raise StorageError(f"zoo {path}: the graph spec in the manifest does not match {adapter.name}'s")
+        _check_shard(path, manifest["base"], "base", adapter.spec, 1)
+        for i, record in enumerate(manifest["environments"]):
+            _check_shard(path, record, f"environments[{i}]", adapter.spec, len(record["experts"]))
         scale = ChannelScale.from_dict(manifest["normalization"], adapter.input_ndim)
         return cls(path, manifest, adapter, scale, adapter.spec)
+
+    @property
+    def verified(self) -> str:
+        """What :meth:`load` verified, in words (``zoo info`` prints it)."""
+        envs = len(self.manifest["environments"])
+        return f"manifest ({envs} environments), {1 + envs} shards (sha256, shapes, finite), dataset sha256, graph spec"
 
     def system(self, registry: Registry | None = None) -> System:
         return (registry or default_registry()).system(
@@ -266,17 +402,18 @@ class Zoo:
         )
 
     def dataset(self) -> Dataset:
-        return load_dataset(self.path / self.manifest["dataset"])
+        where = f"zoo manifest {self.path / 'manifest.json'}: dataset"
+        return load_dataset(confined(self.path, self.manifest["dataset"], where))
 
     def base(self) -> Params:
         """The base (One-for-All) expert, parameters ``[1, ...]``."""
-        return load_tensors(self.path / self.manifest["base"]["file"])[0]
+        return load_tensors(_shard_path(self.path, self.manifest["base"], "base"))[0]
 
     def experts(self) -> tuple[Params, torch.Tensor]:
         """All kept experts ``{name: [N, ...]}`` and the environment index of each ``[N]``."""
         parts, envs = [], []
-        for record in self.manifest["environments"]:
-            params = load_tensors(self.path / record["file"])[0]
+        for i, record in enumerate(self.manifest["environments"]):
+            params = load_tensors(_shard_path(self.path, record, f"environments[{i}]"))[0]
             parts.append(params)
             envs.append(torch.full((len(record["experts"]),), record["env_index"]))
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, torch.cat(envs)
@@ -394,8 +531,8 @@ def build_zoo(
 
     # the base expert: ERM over all seen environments pooled into one data group
     pooled = TrainingData(train.flatten(0, 1)[None], val.flatten(0, 1)[None], scale, dataset.dt)
-    if manifest["base"] is not None and _shard_ok(out, manifest["base"]):
-        base = load_tensors(out / manifest["base"]["file"], device)[0]
+    if manifest["base"] is not None and _shard_ok(out, manifest["base"], "base"):
+        base = load_tensors(_shard_path(out, manifest["base"], "base"), device)[0]
     else:
         config = s.training(base=True)
         progress.stage("base expert (all seen environments)", config.steps)
@@ -409,13 +546,14 @@ def build_zoo(
                 f"{s.max_loss:g}); lower lr or check the data"
             )
         base = result.params
-        record = {"seed": base_seed, **_expert_record(result, 0, float(rmse[0])), "seconds": result.seconds}
+        record = {"seed": base_seed, **_expert_record(result, 0, float(rmse[0]))}
         manifest["base"] = _save_shard(out, "base.safetensors", base, record)
         _write_manifest(out, manifest)
+        write_json(out / TIMINGS, {"base_seconds": result.seconds})
 
     # the experts, in chunks of expert_batch over the pending environments (a chunk may span two);
     # an environment's shard is written as soon as its last expert is trained, so a rerun resumes
-    done = {r["env_index"] for r in manifest["environments"] if _shard_ok(out, r)}
+    done = {r["env_index"] for i, r in enumerate(manifest["environments"]) if _shard_ok(out, r, f"environments[{i}]")}
     manifest["environments"] = [r for r in manifest["environments"] if r["env_index"] in done]
     pending = [i for i, e in enumerate(seen.tolist()) if e not in done]
     config = s.training(base=False)
