@@ -270,8 +270,8 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         f"{results['cells']} cells, written {results['written']}. RMSE of the whole autoregressive rollout on "
         "per-channel normalized states, pooled over the test trajectories of each split's environments (in: seen "
         "environments, new initial conditions; out: unseen environments); mean over seeds (± their std when "
-        "there are several). Lowest per column in bold, One-per-Env (trained on the test environment: the upper "
-        "bound) excluded.",
+        "there are several). Lowest per column in bold, the reference method (trained on the test environment "
+        "itself; the ratio column's denominator) excluded.",
         "## Methods",
         methods_table(results),
         "NN ratio: median function distance from generated experts (out-domain) to their nearest zoo expert, over "
