@@ -88,6 +88,19 @@ def test_a_folder_in_use_is_refused_with_the_writers_pid(capsys, tmp_path):
     assert simulate(capsys, out)[0] == 0  # released at the end of the block
 
 
+def test_a_shared_stage_cache_in_use_is_refused(capsys, tmp_path):
+    """`train --cache` writes stage folders other runs share: two trainings into one cache at once
+    would overwrite each other's files, so the cache is held like an output folder."""
+    (tmp_path / "tiny.toml").write_text(TINY_RUN)
+    cache = tmp_path / "cache"
+    with claim_output(cache, "cache"):
+        argv = ["train", "--config", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "run"), "--cache", str(cache)]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: {cache} is in use by PID {os.getpid()}: wait for it, or choose another output folder"
+        )
+
+
 def test_atomic_writes_respect_the_umask(tmp_path):
     previous = os.umask(0o022)
     try:

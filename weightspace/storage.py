@@ -73,8 +73,9 @@ LOCK = ".weightspace.lock"
 """Locked (``flock``) by the command writing into an output folder; holds that command's PID."""
 
 
-LEGACY = {"zoo": "manifest.json", "run": "run.json", "bench": "cells", "expert": "expert.safetensors"}
-"""What a folder of each kind held before weightspace marked its folders: such a folder resumes."""
+LEGACY = {"zoo": "manifest.json", "run": "run.json", "bench": "cells", "expert": "expert.safetensors", "cache": "zoo-"}
+"""What a folder of each kind held (an entry starting so) before weightspace marked its folders:
+such a folder resumes."""
 
 
 @contextlib.contextmanager
@@ -95,7 +96,8 @@ def claim_output(folder: str | os.PathLike, kind: str, force: bool = False) -> I
     except OSError as exc:
         raise StorageError(f"cannot create or read output folder {path}: {exc.strerror or exc}") from None
     marked = _marked_kind(path) if MARKER in entries else None
-    owner = kind if marked is None and LEGACY.get(kind) in entries else marked  # from before markers
+    legacy = kind in LEGACY and any(entry.startswith(LEGACY[kind]) for entry in entries)
+    owner = kind if marked is None and legacy else marked  # written before folders were marked
     if entries and owner != kind and not force:
         if owner is not None:
             raise StorageError(f"{path} holds weightspace {owner} output, not {kind}: choose another output folder")

@@ -5,7 +5,10 @@ paper-style Markdown tables and PNG plots.
 seed, sweep) into ``results.json``; ``write_report`` reads only that file, so ``weightspace report
 DIR`` redraws tables and plots without recomputing anything. Every table reports the mean over
 seeds (± their std when there are several) of each row's RMSE, which is itself pooled over the
-test trajectories of a split's environments on per-channel normalized states.
+test trajectories of a split's environments on per-channel normalized states. A "better" needs more
+than a lower mean: ``comparisons`` pairs each method with the matrix's main method environment by
+environment and seed (:func:`paired_comparison`), and gives a verdict only when a bootstrap
+interval over environments excludes zero over at least :data:`MIN_SEEDS` seeds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from weightspace.errors import StorageError
 from weightspace.evaluate.evaluation import TEST_SPLITS
@@ -113,6 +118,116 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+MIN_SEEDS = 3
+"""Fewer seeds than this give no verdict: one seed is a smoke test, not a result."""
+NO_VERDICT_SEEDS = f"not enough seeds (n < {MIN_SEEDS}): no verdict"
+NO_VERDICT_ENVS = "not enough environments (n < 2): no verdict"
+
+
+def paired_comparison(
+    main_rows: list[dict[str, Any]],
+    other_rows: list[dict[str, Any]],
+    resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The paired difference of RMSE, other minus main, of two methods' rows (one row per seed, each
+    with ``seed`` and ``per_env``) on one system, architecture and split.
+
+    Seeds that both sides hold are paired; an environment (by ``env_index``) counts only if both sides
+    scored it in every paired seed, else it is dropped (``n_envs_dropped``). Per environment the
+    differences are averaged over the seeds; ``mean_diff`` is their mean over environments and
+    ``ci_low``/``ci_high`` its percentile bootstrap interval, resampling environments
+    (``numpy.random.default_rng(seed)``, ``resamples`` draws). ``verdict`` is the main method's:
+    "better" (interval above zero: the other's RMSE is higher), "worse" (below zero) or "tie", and
+    no verdict with fewer than :data:`MIN_SEEDS` paired seeds or fewer than 2 environments."""
+
+    def by_seed(rows: list[dict[str, Any]]) -> dict[Any, dict[int, float]]:
+        return {r["seed"]: {e["env_index"]: float(e["rmse"]) for e in r["per_env"]} for r in rows}
+
+    main, other = by_seed(main_rows), by_seed(other_rows)
+    seeds = sorted(set(main) & set(other))
+    envs_seen = {i for side in (main, other) for s in seeds for i in side[s]}
+    envs = sorted(i for i in envs_seen if all(i in main[s] and i in other[s] for s in seeds))
+    diffs = np.array([statistics.fmean(other[s][i] - main[s][i] for s in seeds) for i in envs])
+    result: dict[str, Any] = {
+        "mean_diff": None,
+        "ci_low": None,
+        "ci_high": None,
+        "ci_level": level,
+        "resamples": resamples,
+        "n_envs": len(envs),
+        "n_envs_dropped": len(envs_seen) - len(envs),
+        "n_seeds": len(seeds) if envs else 0,
+    }
+    if envs:
+        rng = np.random.default_rng(seed)
+        means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
+        tail = 100 * (1 - level) / 2
+        low, high = np.percentile(means, [tail, 100 - tail])
+        result |= {"mean_diff": float(diffs.mean()), "ci_low": float(low), "ci_high": float(high)}
+    if result["n_seeds"] < MIN_SEEDS:
+        result["verdict"] = NO_VERDICT_SEEDS
+    elif len(envs) < 2:
+        result["verdict"] = NO_VERDICT_ENVS
+    elif result["ci_low"] > 0:
+        result["verdict"] = "better"
+    elif result["ci_high"] < 0:
+        result["verdict"] = "worse"
+    else:
+        result["verdict"] = "tie"
+    return result
+
+
+def compare(rows: list[dict[str, Any]], main: str | None) -> list[dict[str, Any]]:
+    """:func:`paired_comparison` of the main method against every other method and baseline, and of
+    every ablation, per system, architecture and split (sweeps left out)."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("sweep") is None and r.get("per_env") is not None:
+            cells[(r["system"], r["architecture"], r["split"], r["group"], r["method"])].append(r)
+    comparisons = []
+    for (system, arch, split, group, method), others in cells.items():
+        main_rows = cells.get((system, arch, split, "method", main))
+        if not main_rows or group not in ("method", "baseline", "ablation") or (group, method) == ("method", main):
+            continue
+        comparisons.append(
+            {
+                "system": system,
+                "architecture": arch,
+                "split": split,
+                "method": method,
+                "group": group,
+                "main_method": main,
+                **paired_comparison(main_rows, others),
+            }
+        )
+    order = {split: i for i, split in enumerate(TEST_SPLITS)}
+    return sorted(comparisons, key=lambda c: (c["system"], c["architecture"], order.get(c["split"], len(order))))
+
+
+def comparisons_table(comparisons: list[dict[str, Any]], main: str) -> str:
+    """Markdown: one row per paired comparison."""
+
+    def number(value: float | None, fmt: str = "{:+.4f}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    lines = [
+        f"| system / arch | split | method vs {main} | mean Δ RMSE | "
+        f"{100 * (comparisons[0]['ci_level'] if comparisons else 0.95):.0f}% CI | environments | seeds "
+        f"| verdict for {main} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        envs = f"{c['n_envs']}" + (f" ({c['n_envs_dropped']} unmatched dropped)" if c["n_envs_dropped"] else "")
+        ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+        lines.append(
+            f"| {c['system']} / {c['architecture']} | {c['split']} | {c['method']} ({c['group']}) "
+            f"| {number(c['mean_diff'])} | {ci} | {envs} | {c['n_seeds']} | {c['verdict']} |"
+        )
+    return "\n".join(lines)
+
+
 def _is_upper(row: dict[str, Any]) -> bool:
     """Trained on the test environment itself (a reference method such as One-per-Env): the
     denominator of the ratio column, never bolded."""
@@ -135,6 +250,7 @@ def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str
         "failed": [{"node": k, "label": plan.nodes[k].label, "error": v} for k, v in failed.items()],
         "rows": rows,
         "summary": summarize(rows),
+        "comparisons": compare(rows, plan.main_method),
         "timings": timings,
     }
     write_json(out / "results.json", results)
@@ -278,6 +394,20 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         "that between zoo experts of different environments; below 1, generated experts sit closer to the zoo "
         "than the zoo's environments sit to each other.",
     ]
+    # results.json written before comparisons existed: pair them from its rows
+    comparisons = results.get("comparisons")
+    if comparisons is None:
+        comparisons = compare(results["rows"], main)
+    if comparisons:
+        sections += [
+            "## Paired comparisons",
+            f"Δ is a method's RMSE minus `{main}`'s on the same test environment and seed, averaged over seeds per "
+            f"environment, then over environments, with a {100 * comparisons[0]['ci_level']:.0f}% percentile "
+            f"bootstrap interval over environments ({comparisons[0]['resamples']:,} resamples): "
+            f"`{main}` is better where the interval lies above zero and worse where below; ties and no-verdicts "
+            f"(fewer than {MIN_SEEDS} seeds, or fewer than 2 environments) are not wins.",
+            comparisons_table(comparisons, main),
+        ]
     ablations = _ordered(r["method"] for r in plain if r["group"] == "ablation")
     if ablations:
         sections += [

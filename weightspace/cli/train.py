@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
+from pathlib import Path
 
 from rich.table import Table
 
@@ -28,7 +30,9 @@ def run(args: argparse.Namespace) -> None:
         use_zoo(plan, args.zoo)
     device = resolve_device(args.device)
     start = time.perf_counter()
-    with claim_output(args.out, "run"), progress_bars() as progress:
+    shared_cache = args.cache is not None and Path(args.cache).resolve() != Path(args.out).resolve()
+    cache_claim = claim_output(args.cache, "cache") if shared_cache else contextlib.nullcontext()
+    with claim_output(args.out, "run"), cache_claim, progress_bars() as progress:
         run = train_run(
             config, args.out, device=device, progress=RichZooProgress(progress), cache=args.cache, zoo=args.zoo
         )

@@ -5,9 +5,22 @@ environments (regular lat/lon tiles, or the values of a dimension such as an ens
 resamples each to a fixed tile grid, splits environments into seen and unseen ones (seeded) and
 time into a training and a test period, cuts each period into windows of ``n_frames`` (the
 trajectories), normalizes each channel with the statistics of the seen environments' training
-period only, and writes the simulators' HDF5 layout (``docs/data-format.md``) plus a split
-``oracle``: the unseen environments' training period, which One-per-Env trains on since imported
-data cannot be simulated. The ``gridded`` system (``weightspace_systems.gridded``) serves the file
+period only, and writes the simulators' HDF5 layout (``docs/data-format.md``) plus two splits:
+``oracle``, the unseen environments' training period, which One-per-Env trains on since imported
+data cannot be simulated; and ``observed``, one window per environment (seen and unseen) whose
+first frames adaptation methods observe.
+
+The ``observed`` window is the first ``n_frames`` steps of the test period, and the scored test
+windows (``test_in``, ``test_out``) are cut from the steps after it, so observed frames never
+overlap a scored window in time (a simulator's ``observed`` stream is likewise a fresh trajectory,
+independent of the scored ones). It is taken from the test period rather than from the last
+pre-test frames because those are training data (the seen environments' ``train``, the unseen
+ones' ``oracle``) and, when the periods lie apart (January 2018 / January 2019), from another
+regime than the scored windows; the window at the test period's start is fresh data of the
+scored regime that precedes every scored window, so no method observes the future it is scored
+on. It costs ``n_frames`` steps of the test period, which must hold at least ``2 * n_frames``.
+
+The ``gridded`` system (``weightspace_systems.gridded``) serves the file
 to the rest of the pipeline. Real-data problems (missing values, 0..360 longitudes, uneven time
 steps, missing variables, a grid too small for its tiles) get messages that name them.
 """
@@ -221,14 +234,22 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
 
     n_time = series.shape[1]
     stride = settings.stride or settings.n_frames
-    for name, length in (("training", split_at), ("test", n_time - split_at)):
-        if length < settings.n_frames:
-            raise ConfigError(
-                f"the {name} period has {length} time steps, fewer than n_frames = {settings.n_frames}; "
-                "move the time split or shorten the windows"
-            )
-    train_period = torch.stack([_windows(s[:split_at], settings.n_frames, stride) for s in series])
-    test_period = torch.stack([_windows(s[split_at:], settings.n_frames, stride) for s in series])
+    n_frames = settings.n_frames
+    if split_at < n_frames:
+        raise ConfigError(
+            f"the training period has {split_at} time steps, fewer than n_frames = {n_frames}; "
+            "move the time split or shorten the windows"
+        )
+    if n_time - split_at < 2 * n_frames:
+        raise ConfigError(
+            f"the test period has {n_time - split_at} time steps; it needs at least 2 x n_frames = {2 * n_frames} "
+            f"(the first {n_frames} set aside for observed frames, then at least one scored window); "
+            "move the time split or shorten the windows"
+        )
+    scored_from = split_at + n_frames  # the observed window comes first, never overlapping a scored one
+    train_period = torch.stack([_windows(s[:split_at], n_frames, stride) for s in series])
+    observed = series[:, None, split_at:scored_from]  # [E, 1, n_frames, ...]
+    test_period = torch.stack([_windows(s[scored_from:], n_frames, stride) for s in series])
 
     n_envs = len(kept)
     n_seen = settings.n_seen if settings.n_seen is not None else max(1, round(n_envs / 3))
@@ -245,7 +266,7 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
     def normalized(x: torch.Tensor) -> torch.Tensor:
         return torch.nan_to_num((x - mean.view(shape)) / std.view(shape), nan=0.0)  # missing -> channel mean
 
-    train_period, test_period = normalized(train_period), normalized(test_period)
+    train_period, test_period, observed = normalized(train_period), normalized(test_period), normalized(observed)
     env_params = torch.from_numpy(params)
 
     def split(data: torch.Tensor, index: torch.Tensor) -> Split:
@@ -268,7 +289,13 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
         "source": str(path.resolve()),
         "source_format": "zarr" if path.is_dir() or path.suffix == ".zarr" else "netcdf/hdf5 (xarray)",
         "variables": variables,
-        "time": {"start": str(ds[time].values[0]), "test_start": str(ds[time].values[split_at]), "dt_unit": dt_unit},
+        "time": {
+            "start": str(times[0]),
+            "test_start": str(times[split_at]),
+            "observed": [str(times[split_at]), str(times[scored_from - 1])],
+            "scored_start": str(times[scored_from]),
+            "dt_unit": dt_unit,
+        },
         "normalization": {"mean": mean.tolist(), "std": std.tolist(), "from": "seen environments, training period"},
         "dropped_environments": dropped,
         "missing_filled_fraction": float(np.mean(filled)),
@@ -279,6 +306,7 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
             "test_in": split(test_period, seen),
             "test_out": split(test_period, unseen),
             "oracle": split(train_period, unseen),
+            "observed": split(observed, torch.arange(n_envs)),
         },
         {
             "system": "gridded",
