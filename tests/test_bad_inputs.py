@@ -15,7 +15,7 @@ Cases per category (table rows, plus hypothesis examples):
 - run config TOML (``train --config``): encodings, syntax, structure, types, values: 27, and the 7
   refused only when the run is planned write nothing either
 - bench matrix TOML (``bench --dry-run``), encodings and placeholders in config paths included: 15
-- bench ``results.json`` (``report``): 28
+- bench ``results.json`` (``report``): 40
 - ``run.json`` of a run folder (generate, evaluate): 16
 - expert folders (``distill``): 11, plus values the distillation library refuses: 3
 - safetensors files (``inspect --weights`` names/shapes/NaN/dtype, ``generate --frames``): 16
@@ -27,7 +27,7 @@ Cases per category (table rows, plus hypothesis examples):
 - hypothesis: counts, seeds, floats, non-integer text, unknown config keys, results.json
   structures: 6 properties x 25 examples = 150
 
-Total: 377 table cases + 150 hypothesis examples = 527, in about 15 s on one core.
+Total: 389 table cases + 150 hypothesis examples = 539, in about 15 s on one core.
 """
 
 from __future__ import annotations
@@ -442,6 +442,13 @@ GOOD_RESULTS = {
     "summary": [],
     "timings": [],
 }
+GOOD_SUMMARY_ROW = {
+    **{"system": "lv", "architecture": "mlp", "method": "dynadiff", "group": "method", "split": "test_out"},
+    **dict.fromkeys(("sweep", "sweep_value", "ratio_to_reference", "reference_method"), None),
+    **{"n_seeds": 1, "rmse_mean": 0.1, "rmse_seed_std": 0.0, "reference": False, "fine_tunes_observed": False},
+    **{"rmse_per_step": [0.1], "per_env": [{"env_index": 0, "rmse": 0.1, "env_params": {"a": 1.0, "b": 2.0}}]},
+}
+"""A summary row of the main method, every field the report reads drawn; each case breaks one nested field."""
 RESULTS_CASES: dict[str, object] = {
     "empty-object": {},
     "list": [],
@@ -454,6 +461,28 @@ RESULTS_CASES: dict[str, object] = {
     "summary-row-empty": {**GOOD_RESULTS, "summary": [{}]},
     "failed-entry-int": {**GOOD_RESULTS, "failed": [1]},
     "timings-entry-empty": {**GOOD_RESULTS, "timings": [{}]},
+    **{
+        f"summary-{name}": {**GOOD_RESULTS, "summary": [{**GOOD_SUMMARY_ROW, **change}]}
+        for name, change in {
+            "per-step-strings": {"rmse_per_step": ["0.1"]},
+            "per-env-int": {"per_env": [1]},
+            "per-env-no-rmse": {"per_env": [{"env_params": {"a": 1.0, "b": 2.0}}]},
+            "env-params-list": {"per_env": [{"rmse": 0.1, "env_params": [1.0]}]},
+            "env-params-differ": {
+                "per_env": [
+                    {"rmse": 0.1, "env_params": {"a": 1.0, "b": 2.0}},
+                    {"rmse": 0.1, "env_params": {"a": 1.0, "c": 2.0}},
+                ]
+            },
+            "budget-curve-object": {"budget_curve": {"steps": 10}},
+            "budget-point-no-steps": {"budget_curve": [{"rmse": 0.1, "seconds_per_env": 1.0}]},
+            "budget-point-string-rmse": {"budget_curve": [{"steps": 10, "rmse": "low", "seconds_per_env": 1.0}]},
+            "system-path": {"system": "../lv"},
+            "sweep-without-value": {"sweep": "zoo_size"},
+            "nn-ratio-string": {"nn_ratio": "0.5"},
+            "fine-tuning-without-seconds": {"fine_tunes_observed": True, "seconds_per_env": None},
+        }.items()
+    },
 }
 
 

@@ -145,6 +145,13 @@ def test_bench_runs_resumes_and_redraws_its_report(matrix_file, tmp_path, capsys
     for heading in ("## Methods", "## Ablations", "## Observation length", "## Zoo size", "## Generation vs."):
         assert heading in report
     assert "**" in report  # the best of a column is bold
+    # two seeds: paired comparisons are drawn, but none gives a verdict
+    comparisons = results["comparisons"]
+    assert comparisons and {c["verdict"] for c in comparisons} == {"not enough seeds (n < 3): no verdict"}
+    assert {c["n_seeds"] for c in comparisons} == {2} and "no-function-loss" in {c["method"] for c in comparisons}
+    section = report.split("## Paired comparisons", 1)[1].split("\n## ", 1)[0]
+    assert "not enough seeds (n < 3): no verdict |" in section
+    assert "| better |" not in section and "| worse |" not in section
     for png in ("step-errors-lotka-volterra-mlp-node", "environment-map-lotka-volterra-mlp-node", "rmse-vs-zoo-size"):
         assert (out / f"{png}.png").stat().st_size > 1000
     # finetune-L's budget curve (averaged over seeds) says how long it takes to reach dynadiff's RMSE

@@ -29,11 +29,14 @@ def test_import_cuts_regions_splits_time_and_normalizes_with_training_statistics
     summary = import_gridded(era5_file, SETTINGS, tmp_path / "data.h5")
     # 8 regions of 30 x 90 degrees; the mostly-land one is dropped
     assert summary.n_envs == 7 and len(summary.dropped) == 1 and summary.dropped[0]["missing_fraction"] > 0.5
-    assert summary.n_seen == 3 and summary.n_train == 4 and summary.n_test == 4  # 48 h / 12 per period
+    # 48 h / 12 per period; the test period's first 12 h are the observed window, not scored
+    assert summary.n_seen == 3 and summary.n_train == 4 and summary.n_test == 3
     data = load_dataset(tmp_path / "data.h5")
     assert data["train"].trajectories.shape == (3 * 4, 12, 2, 16, 16)
-    assert data["test_out"].trajectories.shape == (4 * 4, 12, 2, 16, 16)
+    assert data["test_out"].trajectories.shape == (4 * 3, 12, 2, 16, 16)
     assert data["oracle"].trajectories.shape == (4 * 4, 12, 2, 16, 16)
+    assert data["observed"].trajectories.shape == (7, 12, 2, 16, 16)
+    assert data["observed"].env_index.tolist() == list(range(7))
     for split in data.splits.values():
         assert torch.isfinite(split.trajectories).all()  # the land patch is filled
     train = data["train"].trajectories
@@ -71,7 +74,7 @@ def test_two_periods_apart_as_in_the_era5_recipe(tmp_path):
     summary = import_gridded(
         path, GriddedImport(("u100", "v100"), "regions:2x4", "2019-01-01", (8, 8), 12), tmp_path / "d.h5"
     )
-    assert summary.n_train == summary.n_test == 4
+    assert summary.n_train == 4 and summary.n_test == 3
     with pytest.raises(ConfigError, match="uneven time steps in the test period"):
         path2 = tmp_path / "gappy.nc"
         xr.concat([train, test.isel(time=[*range(20), *range(21, 48)])], dim="time").to_netcdf(path2, engine="h5netcdf")
@@ -98,6 +101,7 @@ def test_environments_by_a_dimension(tmp_path):
         (synthetic_era5(), {"env_by": "basins"}, "env_by must be regions:RxC or dim:NAME"),
         (synthetic_era5(), {"env_by": "dim:member"}, "no dimension 'member'"),
         (synthetic_era5(), {"time_split": "2018-01-04T20"}, "test period has 4 time steps"),
+        (synthetic_era5(), {"time_split": "2018-01-04T04"}, "test period has 20 time steps; it needs at least 2 x"),
         (synthetic_era5(), {"time_split": "1.5"}, "must be in \\(0, 1\\)"),
         (synthetic_era5(), {"max_missing": 0.0, "env_by": "regions:1x2"}, "only 0 environment"),
         (synthetic_era5().rename({"latitude": "y_index"}), {}, "no latitude coordinate"),
@@ -120,7 +124,9 @@ def test_the_gridded_system_serves_the_file_by_stream(era5_file, tmp_path):
     data = load_dataset(path)
     assert seen.tolist() == sorted(set(data["train"].env_index.tolist()))
     observed = system.simulate(unseen[:2], 1, 0, "observed")
-    assert torch.equal(observed[0, 0], data["test_out"].trajectories[data["test_out"].env_index == unseen[0]][0])
+    assert torch.equal(observed[0, 0], data["observed"].trajectories[unseen[0]])
+    with pytest.raises(ConfigError, match="has 1 observed trajectories"):
+        system.simulate(unseen[:1], 2, 0, "observed")
     assert system.simulate(unseen, 4, 0, "oracle").shape == (len(unseen), 4, 12, 2, 16, 16)
     with pytest.raises(ConfigError, match="has 4 oracle trajectories"):
         system.simulate(unseen, 5, 0, "oracle")
@@ -223,3 +229,52 @@ def test_any_file_in_the_dataset_format_serves_as_gridded_data(era5_file, tmp_pa
     assert system.simulate(unseen, 2, 0, "unseen").shape == (len(unseen), 2, 12, 2, 16, 16)
     with pytest.raises(ConfigError, match="no 'oracle' split"):
         system.simulate(unseen, 1, 0, "oracle")
+
+
+def _leaks(observed: torch.Tensor, scored: torch.Tensor) -> bool:
+    """Whether any observed frame ``[L, ...]`` is a frame of a scored window ``[n, T, ...]``: the
+    synthetic waves travel, so frames of different time steps differ and an equal frame means the
+    same time step (an overlap in time, or the very window)."""
+    return any(torch.equal(frame, other) for frame in observed for other in scored.flatten(0, 1))
+
+
+@pytest.mark.parametrize("stride", [None, 5])
+def test_observed_frames_never_overlap_a_scored_test_window(era5_file, tmp_path, stride):
+    """Issue 27: the observed frames were frames 0..L-1 of the first scored test window. Now they
+    come from a window set aside before the scored ones, for every environment, also when scored
+    windows overlap each other (stride < n_frames)."""
+    from dataclasses import replace
+
+    from weightspace.evaluate.adaptation import observed_frames
+
+    path = import_gridded(era5_file, replace(SETTINGS, stride=stride), tmp_path / "data.h5").path
+    system = default_registry().system("gridded", "quick", {"path": str(path)})
+    data = load_dataset(path)
+    seen, unseen = system.split(0)
+    for envs, stream, split in ((seen, "seen", "test_in"), (unseen, "unseen", "test_out")):
+        observed = observed_frames(system, envs, system.settings.n_frames, seed=0)  # what methods see
+        for i, env in enumerate(envs.tolist()):
+            scored = data[split].trajectories[data[split].env_index == env]
+            if stream == "unseen":
+                assert torch.equal(system.simulate(envs[i : i + 1], len(scored), 0, stream)[0], scored)
+            assert len(scored) >= 3 and not _leaks(observed[i], scored)
+            # the old behaviour (the observed stream served test[:1], the first scored window) fails it
+            assert _leaks(scored[0], scored)
+    times = data.attrs["solver"]["time"]
+    assert times["observed"] == ["2018-01-03T00:00:00.000000000", "2018-01-03T11:00:00.000000000"]
+    assert times["test_start"] == times["observed"][0] and times["scored_start"].startswith("2018-01-03T12")
+
+
+def test_files_without_an_observed_window_serve_no_observed_frames(era5_file, tmp_path):
+    from weightspace.data.dataset import Dataset, write_dataset
+
+    imported = load_dataset(import_gridded(era5_file, SETTINGS, tmp_path / "data.h5").path)
+    without = {k: v for k, v in imported.splits.items() if k != "observed"}
+    write_dataset(tmp_path / "old.h5", Dataset(without, imported.attrs))  # as imported before issue 27
+    with pytest.raises(ConfigError, match="imported by an older weightspace.*import it again"):
+        default_registry().system("gridded", "quick", {"path": str(tmp_path / "old.h5")})
+    settings = {k: v for k, v in imported.attrs["settings"].items() if k != "environments"}
+    write_dataset(tmp_path / "own.h5", Dataset(without, {**imported.attrs, "settings": settings}))
+    system = default_registry().system("gridded", "quick", {"path": str(tmp_path / "own.h5")})
+    with pytest.raises(ConfigError, match="no 'observed' split"):
+        system.simulate(system.split(0)[1], 1, 0, "observed")

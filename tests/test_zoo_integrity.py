@@ -84,6 +84,64 @@ def test_malformed_manifest_is_one_line_naming_the_key(copy, capsys, change, mes
     assert code == 2 and message.format(env=env) in err
 
 
+def _first_environment(change):
+    """A manifest change applied to the first environment's record."""
+    return lambda m: {**m, "environments": [change(m["environments"][0]), *m["environments"][1:]]}
+
+
+def _expert(record, **change):
+    """A dropped-expert entry: the first kept expert's record, the ``reason`` added, ``change`` applied."""
+    return {**record["experts"][0], "reason": "validation loss above 1", **change}
+
+
+NESTED_CASES = {
+    "dropped-int": (_first_environment(lambda e: {**e, "dropped": [1]}), "environments[0].dropped[0] must be a JSON"),
+    "dropped-no-reason": (
+        _first_environment(lambda e: {**e, "dropped": [{**e["experts"][0]}]}),
+        "missing key 'environments[0].dropped[0].reason'",
+    ),
+    "dropped-string-seed": (
+        _first_environment(lambda e: {**e, "dropped": [_expert(e), _expert(e, seed="7")]}),
+        "'environments[0].dropped[1].seed' must be an integer",
+    ),
+    "normalization-no-std": (lambda m: {**m, "normalization": {"mean": [0.0]}}, "missing key 'normalization.std'"),
+    "normalization-strings": (
+        lambda m: {**m, "normalization": {**m["normalization"], "mean": ["0"] * len(m["normalization"]["mean"])}},
+        "'normalization.mean' must be a list of finite numbers",
+    ),
+    "normalization-empty": (lambda m: {**m, "normalization": {"mean": [], "std": []}}, "'normalization.mean'"),
+    "normalization-zero-std": (
+        lambda m: {**m, "normalization": {**m["normalization"], "std": [0.0] * len(m["normalization"]["std"])}},
+        "'normalization.std' must be a list of positive numbers",
+    ),
+    "normalization-lengths": (
+        lambda m: {**m, "normalization": {**m["normalization"], "std": [1.0]}},
+        "'normalization' must hold one mean and one std per channel",
+    ),
+    "normalization-one-channel": (
+        lambda m: {**m, "normalization": {"mean": [0.0], "std": [1.0]}},
+        "'normalization' must hold 2 channels",
+    ),
+    "graph-spec-no-params": (
+        lambda m: {**m, "graph_spec": {k: v for k, v in m["graph_spec"].items() if k != "params"}},
+        "'graph_spec' is not a valid graph spec",
+    ),
+    "graph-spec-params-int": (lambda m: {**m, "graph_spec": {**m["graph_spec"], "params": 3}}, "'graph_spec'"),
+    "graph-spec-groups-strings": (
+        lambda m: {**m, "graph_spec": {**m["graph_spec"], "groups": ["a"]}},
+        "'graph_spec' is not a valid graph spec",
+    ),
+}
+
+
+@pytest.mark.parametrize("change, message", NESTED_CASES.values(), ids=list(NESTED_CASES))
+def test_malformed_nested_manifest_values_are_one_line_naming_the_key(copy, capsys, change, message):
+    """Dropped experts, the normalization and the graph spec, which the zoo reads field by field."""
+    edit_manifest(copy, change)
+    code, err = info_error(capsys, copy)
+    assert code == 2 and "manifest.json" in err and message in err, err
+
+
 def test_shard_with_an_extra_expert_is_detected(copy, capsys):
     manifest = json.loads((copy / "manifest.json").read_text())
     record = manifest["environments"][0]

@@ -6,7 +6,11 @@ the imported ones by the stream that asks (see ``weightspace.system.System.simul
 - ``seen`` (training and in-domain test trajectories of seen environments): the training-period
   windows, then the test-period windows;
 - ``unseen`` (test trajectories of unseen environments): the test-period windows;
-- ``observed`` (one trajectory whose first frames are observed): the first test-period window;
+- ``observed`` (one trajectory whose first frames are observed): the file's ``observed`` window,
+  which the import sets aside at the start of the test period, before and apart from every scored
+  test window (``weightspace.data.gridded`` says why there); a file without one serves no observed
+  frames and says so, and a file imported before this window existed (its observed frames were the
+  first scored test window) is refused with a request to import it again;
 - ``oracle`` (training trajectories of any environment, for One-per-Env): the training-period
   windows (the file's ``oracle`` split for unseen environments).
 
@@ -67,6 +71,11 @@ class Gridded(System):
         self._environments = torch.tensor(recorded["environments"], dtype=torch.float64)
         self._by_split = {name: _by_environment(split) for name, split in self.dataset.splits.items()}
         self._by_split.setdefault("oracle", {})
+        if "environments" in self.dataset.attrs["settings"] and "observed" not in self._by_split:
+            raise ConfigError(
+                f"{path} was imported by an older weightspace whose observed frames were the first scored test "
+                "window; import it again with `weightspace import gridded` (it sets an observed window aside)"
+            )
         super().__init__(profile, {**{k: recorded[k] for k in FROM_FILE}, **overrides})
 
     def environments(self) -> torch.Tensor:
@@ -98,8 +107,15 @@ class Gridded(System):
                 if env not in self._by_split["train"]:
                     raise ConfigError(f"environment {env} is not a seen environment of {s.path}")
                 data = torch.cat([train[: s.n_train], test[: s.n_test]])[:n_traj]
-            elif stream in ("unseen", "observed"):
+            elif stream == "unseen":
                 data = test[:n_traj]
+            elif stream == "observed":
+                if env not in self._by_split.get("observed", {}):
+                    raise ConfigError(
+                        f"{s.path} has no observed window of environment {env} (no 'observed' split): observed frames "
+                        "must come from a window apart from the scored test windows (docs/data-format.md)"
+                    )
+                data = self._by_split["observed"][env][:n_traj]
             elif stream == "oracle":
                 if train is None:
                     raise ConfigError(

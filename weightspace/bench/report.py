@@ -265,8 +265,70 @@ def write_results(plan: Any, out: Path, failed: dict[str, str], matrix_path: str
 RESULTS_KEYS = {"matrix": str, "main_method": str, "written": str, "cells": int, "failed": list}
 RESULTS_KEYS |= {"rows": list, "summary": list, "timings": list}
 """The keys of ``results.json`` and their types, as :func:`write_results` writes them."""
-SUMMARY_KEYS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "reference", "rmse_per_step", "per_env")
-"""The keys of a summary row that the report reads."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_name(value: Any) -> bool:
+    """A plain file name part: system and architecture name the report's plots."""
+    return isinstance(value, str) and bool(value) and not any(c in "/\\" or not c.isprintable() for c in value)
+
+
+def _is_numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_number(v) for v in value)
+
+
+def _is_environment(entry: Any) -> bool:
+    """A ``per_env`` entry as the environment map reads it: its RMSE and parameter values."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("env_params"), dict):
+        return False
+    return _is_number(entry.get("rmse")) and _is_numbers(list(entry["env_params"].values()))
+
+
+def _is_budget_point(point: Any) -> bool:
+    """A ``budget_curve`` point: a fine-tuning budget in steps, its RMSE and seconds per environment."""
+    if not isinstance(point, dict) or not isinstance(point.get("steps"), int) or isinstance(point["steps"], bool):
+        return False
+    return _is_number(point.get("rmse")) and _is_number(point.get("seconds_per_env"))
+
+
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+SUMMARY_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(("system", "architecture"), (_is_name, "a plain name (no '/')")),
+    **dict.fromkeys(("method", "group", "split"), (_is_string, "a string")),
+    "sweep": (_or_null(_is_string), "a string or null"),
+    "sweep_value": (_or_null(_is_number), "a number or null"),
+    "n_seeds": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "rmse_mean": (_is_number, "a number"),
+    "rmse_seed_std": (_is_number, "a number"),
+    **dict.fromkeys(("reference", "fine_tunes_observed"), (_is_bool, "true or false")),
+    "ratio_to_reference": (_or_null(_is_number), "a number or null"),
+    "reference_method": (_or_null(_is_string), "a string or null"),
+    "rmse_per_step": (_is_numbers, "a list of numbers"),
+    "per_env": (lambda v: isinstance(v, list) and all(map(_is_environment, v)), "a list of {rmse, env_params}"),
+}
+"""The fields of a summary row that the report reads, each with its check and what it must be."""
+OPTIONAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(AVERAGED, (_or_null(_is_number), "a number or null")),
+    "budget_curve": (
+        lambda v: isinstance(v, list) and all(map(_is_budget_point, v)),
+        "a list of {steps, rmse, seconds_per_env}",
+    ),
+}
+"""Fields of a summary row that may be absent (a matrix without fine-tuning budgets, older results)."""
 
 
 def load_results(out: Path) -> dict[str, Any]:
@@ -286,10 +348,15 @@ def load_results(out: Path) -> dict[str, Any]:
     for key, kind in RESULTS_KEYS.items():
         if not isinstance(results.get(key), kind) or isinstance(results[key], bool):
             raise StorageError(f"{path}: {key!r} must be a {kind.__name__}, got {results.get(key)!r:.60}")
+    env_params: dict[tuple[str, str], set[tuple[str, ...]]] = defaultdict(set)
     for i, row in enumerate(results["summary"]):
-        missing = [k for k in SUMMARY_KEYS if k not in row] if isinstance(row, dict) else ["(not an object)"]
-        if missing or not _is_number(row["rmse_mean"]) or not isinstance(row["n_seeds"], int):
-            raise StorageError(f"{path}: summary row {i} lacks {', '.join(missing) or 'a numeric rmse_mean/n_seeds'}")
+        _check_summary_row(path, f"summary row {i}", row)
+        env_params[row["system"], row["architecture"]] |= {tuple(e["env_params"]) for e in row["per_env"]}
+    for (system, arch), names in env_params.items():
+        if len(names) > 1:  # the environment map reads every entry by the first one's names
+            raise StorageError(
+                f"{path}: 'per_env' entries of {system} / {arch} name different env_params: {sorted(names)}"
+            )
     for i, f in enumerate(results["failed"]):
         if not (isinstance(f, dict) and isinstance(f.get("label"), str) and isinstance(f.get("error"), str)):
             raise StorageError(f"{path}: failed entry {i} must be an object with 'label' and 'error' strings")
@@ -299,8 +366,21 @@ def load_results(out: Path) -> dict[str, Any]:
     return results
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _check_summary_row(path: Path, where: str, row: Any) -> None:
+    """Raise a :class:`StorageError` naming ``path``, the row and the key unless ``row`` holds the
+    fields the tables and plots index, with their types, down to each environment and budget point."""
+    if not isinstance(row, dict):
+        raise StorageError(f"{path}: {where} must be a JSON object, got {row!r:.60}")
+    missing = [k for k in SUMMARY_FIELDS if k not in row]
+    if missing:
+        raise StorageError(f"{path}: {where} lacks {', '.join(missing)}")
+    for key, (check, what) in (*SUMMARY_FIELDS.items(), *OPTIONAL_FIELDS.items()):
+        if key in row and not check(row[key]):
+            raise StorageError(f"{path}: {where}: {key!r} must be {what}, got {json.dumps(row[key])[:60]}")
+    if row["sweep"] is not None and row["sweep_value"] is None:  # the sweep's table sorts its values
+        raise StorageError(f"{path}: {where}: 'sweep_value' must be a number in sweep {row['sweep']!r}")
+    if row["fine_tunes_observed"] and not _is_number(row.get("seconds_per_env")):
+        raise StorageError(f"{path}: {where}: 'seconds_per_env' must be a number for a fine-tuning method")
 
 
 def _fmt(row: dict[str, Any] | None, bold: bool = False) -> str:

@@ -23,9 +23,11 @@ from weightspace.errors import StorageError
 from weightspace.storage import atomic_path
 
 SPLITS = ("train", "test_in", "test_out")
-OPTIONAL_SPLITS = ("oracle",)
+OPTIONAL_SPLITS = ("oracle", "observed")
 """``oracle``: training-period data of unseen environments, where a dataset has them (imported
-data cannot simulate them), for the One-per-Env reference."""
+data cannot simulate them), for the One-per-Env reference. ``observed``: one window per
+environment, apart in time from every scored test window, whose first frames adaptation methods
+observe (imported data cannot simulate a fresh trajectory either)."""
 REQUIRED_ATTRS = ("system", "profile", "param_names", "channel_names", "dt", "seed", "settings", "solver", "version")
 
 

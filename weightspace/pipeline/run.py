@@ -2,13 +2,14 @@
 behind one call, ``run.generate(observed, n_candidates, seed)``, as a diffusers pipeline bundles its
 models and scheduler.
 
-A run folder holds ``run.json`` (the config and the folders of its three stages, relative to it);
-the stages themselves are built by :mod:`weightspace.pipeline.stages`.
+A run folder holds ``run.json`` (the config, the folders of its three stages and the cache they were
+built in, relative to it); the stages themselves are built by :mod:`weightspace.pipeline.stages`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,53 @@ def _read_run_index(index: Path) -> dict[str, Any]:
     stages = meta.get("stages")
     if not isinstance(stages, dict) or not all(isinstance(stages.get(s), str) for s in STAGES):
         raise StorageError(f"{index} must name the folder of each stage ({', '.join(STAGES)}) under 'stages'")
+    for key in ("cache", "zoo"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key] and not Path(meta[key]).is_absolute()):
+            raise StorageError(f"{index}: {key!r} must be a folder path relative to the run folder, got {meta[key]!r}")
     return meta
+
+
+STAGE_HASH = "[0-9a-f]{12}"
+"""What follows ``<stage>-`` in the name of a built stage's folder: its content hash (``RunPlan.stage_key``)."""
+
+
+def _stage_folders(index: Path, meta: dict[str, Any]) -> dict[str, Path]:
+    """Each stage's folder named in ``run.json``, accepted only inside the run folder or its declared
+    cache and only under its stage's name (``encoder-<hash>``), or for the zoo stage, exactly the
+    zoo declared as given with ``train --zoo``. The paths are data, not trusted: an edited run.json
+    must not make weightspace load components from anywhere else. A run.json written before the
+    cache was declared has its stages in the folder of its encoder stage (one cache held all built
+    stages), so that folder stands in for the cache.
+
+    (:func:`weightspace.storage.confined` joins a path to the folder it must stay in; a stage path
+    is relative to the run folder but may have to stay in the cache, so both are resolved here.)"""
+    run = index.parent
+    cache = meta.get("cache", str(Path(meta["stages"]["encoder"]).parent))
+    roots = (_resolved(run, f"{index}: the run folder"), _resolved(run / cache, f"{index}: 'cache'"))
+    zoo = _resolved(run / meta["zoo"], f"{index}: 'zoo'") if "zoo" in meta else None
+    folders = {}
+    for stage in STAGES:
+        value, what = meta["stages"][stage], f"{index}: stage {stage!r}"
+        target = None if Path(value).is_absolute() else _resolved(run / value, what)
+        if target is not None and stage == "zoo" and target == zoo:
+            folders[stage] = run / value
+            continue
+        if target is None or not any(target != root and target.is_relative_to(root) for root in roots):
+            raise StorageError(f"{what} = {value!r} must be a relative path inside the run folder or cache {cache!r}")
+        if not re.fullmatch(f"{stage}-{STAGE_HASH}", Path(value).name):
+            raise StorageError(f"{what} = {value!r} is not a folder of that stage (named {stage}-<hash>)")
+        if not target.is_dir():
+            raise StorageError(f"{what}: folder {run / value} is missing (was the cache moved or cleaned?)")
+        folders[stage] = run / value
+    return folders
+
+
+def _resolved(path: Path, what: str) -> Path:
+    """``path`` with its symlinks and ``..`` followed, to compare folders; a loop is ``what``'s error."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise StorageError(f"{what}: {path} cannot be resolved: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -72,7 +119,7 @@ class Run:
         if not index.is_file():
             raise StorageError(f"{path} is not a trained run: no run.json (run `weightspace train` first)")
         meta = _read_run_index(index)
-        stages = {stage: path / meta["stages"][stage] for stage in STAGES}
+        stages = _stage_folders(index, meta)
         zoo = Zoo.load(stages["zoo"], registry)
         gen_dir = stages["generator"]
         codec = load_codec(zoo, stages["encoder"], registry)

@@ -8,7 +8,8 @@ folder) skips what exists and resumes what was interrupted::
     CACHE/zoo-<hash>/          weightspace zoo (resumable on its own)
     CACHE/encoder-<hash>/      encoder/ (component folder), normalizer.safetensors, stage.json
     CACHE/generator-<hash>/    generator/, prompter/, environments.safetensors, stage.json
-    DIR/run.json               the config and the three stage folders (relative to DIR)
+    DIR/run.json               the config, the three stage folders, the cache (and a zoo given with
+                               ``zoo=``), all relative to DIR; loading refuses a stage outside them
 
 ``CACHE`` is the run folder ``DIR`` unless given. A stage is done when its ``stage.json`` exists
 (written last, atomically). A zoo built by ``weightspace zoo build`` can stand in for the zoo stage
@@ -280,11 +281,18 @@ def _build_generator(
 
 
 def link_run(plan: RunPlan, out: str | Path, cache: str | Path) -> None:
-    """Write ``out/run.json``: the config and its built stage folders, relative to ``out``."""
+    """Write ``out/run.json``: the config, its built stage folders, the cache holding them and the
+    zoo given with :func:`use_zoo` (if any), all relative to ``out``. :meth:`Run.load` accepts a
+    stage folder only inside the run folder or that cache, or the given zoo, so the declared
+    folders are recorded beside the stages."""
     out, cache = Path(out), Path(cache)
     out.mkdir(parents=True, exist_ok=True)
     stages = {stage: os.path.relpath(plan.folder(cache, stage), out) for stage in STAGES}
-    write_json(out / "run.json", {"config": {**plan.config.to_dict(), **plan.config.sections}, "stages": stages})
+    config = {**plan.config.to_dict(), **plan.config.sections}
+    meta = {"config": config, "stages": stages, "cache": os.path.relpath(cache, out)}
+    if plan.zoo_folder is not None:
+        meta["zoo"] = os.path.relpath(plan.zoo_folder, out)
+    write_json(out / "run.json", meta)
 
 
 def train_run(

@@ -255,6 +255,8 @@ ENVIRONMENT_KEYS: dict[str, tuple[type, ...]] = {
     "dropped": (list,),
 }
 EXPERT_KEYS: dict[str, tuple[type, ...]] = {"seed": (int,), "perturbed_layer": (str, _NONE), **_LOSSES}
+DROPPED_KEYS: dict[str, tuple[type, ...]] = {**EXPERT_KEYS, "reason": (str,)}
+NORMALIZATION_KEYS: dict[str, tuple[type, ...]] = {"mean": (list,), "std": (list,)}
 
 
 def _check_keys(where: str, name: str, record: Any, keys: dict[str, tuple[type, ...]]) -> None:
@@ -287,14 +289,31 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
         raise StorageError(f"{where}: 'base' is null but the zoo is marked complete; expected the base expert's record")
     if manifest["base"] is not None:
         _check_keys(where, "base", manifest["base"], BASE_KEYS)
+    _check_normalization(where, manifest["normalization"])
     seen: set[int] = set()
     for i, record in enumerate(manifest["environments"]):
         _check_keys(where, f"environments[{i}]", record, ENVIRONMENT_KEYS)
         for j, expert in enumerate(record["experts"]):
             _check_keys(where, f"environments[{i}].experts[{j}]", expert, EXPERT_KEYS)
+        for j, expert in enumerate(record["dropped"]):
+            _check_keys(where, f"environments[{i}].dropped[{j}]", expert, DROPPED_KEYS)
         if record["env_index"] in seen:
             raise StorageError(f"{where}: environment {record['env_index']} is listed twice in 'environments'")
         seen.add(record["env_index"])
+
+
+def _check_normalization(where: str, normalization: dict[str, Any]) -> None:
+    """Per-channel ``mean`` and ``std``: equally long lists of finite numbers, every std positive,
+    since every loss and RMSE divides by them (their count is checked against the architecture on load)."""
+    _check_keys(where, "normalization", normalization, NORMALIZATION_KEYS)
+    for key in NORMALIZATION_KEYS:
+        values = normalization[key]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if not values or not numbers or (key == "std" and min(values) <= 0):
+            expected = "positive numbers" if key == "std" else "finite numbers"
+            raise StorageError(f"{where}: 'normalization.{key}' must be a list of {expected}, got {_short(values)}")
+    if len(normalization["mean"]) != len(normalization["std"]):
+        raise StorageError(f"{where}: 'normalization' must hold one mean and one std per channel")
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
@@ -382,8 +401,15 @@ class Zoo:
                 f"missing {missing or 'none'}, not seen {extra or 'none'}"
             )
         adapter = registry.architecture(manifest["architecture"], manifest["architecture_config"])
-        if adapter.spec != GraphSpec.from_json(json.dumps(manifest["graph_spec"])):
+        try:
+            spec = GraphSpec.from_json(json.dumps(manifest["graph_spec"]))
+        except StorageError as exc:
+            raise StorageError(f"{where}: 'graph_spec' is {exc}") from None
+        if adapter.spec != spec:
             raise StorageError(f"zoo {path}: the graph spec in the manifest does not match {adapter.name}'s")
+        channels = adapter.example_input(1, torch.Generator()).shape[1]
+        if len(manifest["normalization"]["mean"]) != channels:
+            raise StorageError(f"{where}: 'normalization' must hold {channels} channels, as {adapter.name} reads")
         _check_shard(path, manifest["base"], "base", adapter.spec, 1)
         for i, record in enumerate(manifest["environments"]):
             _check_shard(path, record, f"environments[{i}]", adapter.spec, len(record["experts"]))
