@@ -37,11 +37,11 @@ def test_a_clear_improvement_over_three_seeds_is_better():
     worse = [[r + 0.05 + 0.01 * (i % 3) for i, r in enumerate(seed)] for seed in BASE]
     c = paired_comparison(rows(BASE), rows(worse))
     assert c["verdict"] == "better" and c["n_seeds"] == 3 and c["n_envs"] == 8 and c["n_envs_dropped"] == 0
-    assert 0 < c["ci_low"] <= c["mean_diff"] <= c["ci_high"]
+    assert 0 < c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["wins"] == 8
     assert c["mean_diff"] == pytest.approx(0.05 + 0.01 * (0 + 1 + 2 + 0 + 1 + 2 + 0 + 1) / 8)
     # the other way round: the main method is the worse one
     flipped = paired_comparison(rows(worse), rows(BASE))
-    assert flipped["verdict"] == "worse" and flipped["ci_high"] < 0
+    assert flipped["verdict"] == "worse" and flipped["ci_high"] < 0 and flipped["wins"] == 0
     # fixed-seed bootstrap: the same numbers every time
     assert paired_comparison(rows(BASE), rows(worse)) == c
 
@@ -115,4 +115,4 @@ def test_a_report_from_an_old_results_file_pairs_its_rows(tmp_path):
     write_report(tmp_path)
     report = (tmp_path / "report.md").read_text()
     assert "## Paired comparisons" in report and "not wins" in report
-    assert "| lv / mlp | test_in | one-for-all (baseline) | +0.1000 |" in report and "| 8 | 3 | better |" in report
+    assert "| lv / mlp | test_in | one-for-all (baseline) | +0.1000 |" in report and "| 8 / 8 | 3 | better |" in report

@@ -136,7 +136,8 @@ def paired_comparison(
 
     Seeds that both sides hold are paired; an environment (by ``env_index``) counts only if both sides
     scored it in every paired seed, else it is dropped (``n_envs_dropped``). Per environment the
-    differences are averaged over the seeds; ``mean_diff`` is their mean over environments and
+    differences are averaged over the seeds; ``wins`` counts the environments where the main method's
+    RMSE is lower; ``mean_diff`` is their mean over environments and
     ``ci_low``/``ci_high`` its percentile bootstrap interval, resampling environments
     (``numpy.random.default_rng(seed)``, ``resamples`` draws). ``verdict`` is the main method's:
     "better" (interval above zero: the other's RMSE is higher), "worse" (below zero) or "tie", and
@@ -157,6 +158,7 @@ def paired_comparison(
         "ci_level": level,
         "resamples": resamples,
         "n_envs": len(envs),
+        "wins": int((diffs > 0).sum()) if envs else 0,
         "n_envs_dropped": len(envs_seen) - len(envs),
         "n_seeds": len(seeds) if envs else 0,
     }
@@ -214,12 +216,13 @@ def comparisons_table(comparisons: list[dict[str, Any]], main: str) -> str:
 
     lines = [
         f"| system / arch | split | method vs {main} | mean Δ RMSE | "
-        f"{100 * (comparisons[0]['ci_level'] if comparisons else 0.95):.0f}% CI | environments | seeds "
-        f"| verdict for {main} |",
+        f"{100 * (comparisons[0]['ci_level'] if comparisons else 0.95):.0f}% CI | {main} wins / environments "
+        f"| seeds | verdict for {main} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in comparisons:
-        envs = f"{c['n_envs']}" + (f" ({c['n_envs_dropped']} unmatched dropped)" if c["n_envs_dropped"] else "")
+        envs = f"{c.get('wins', '-')} / {c['n_envs']}"
+        envs += f" ({c['n_envs_dropped']} unmatched dropped)" if c["n_envs_dropped"] else ""
         ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
         lines.append(
             f"| {c['system']} / {c['architecture']} | {c['split']} | {c['method']} ({c['group']}) "
