@@ -25,16 +25,24 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     [methods.diffusion-init]           # ... evaluated as sample-then-fine-tune
     config = "../../configs/{system}-mlp-diffusion.toml"
     evaluate = "diffusion-init"        # a registered method that adapts a run (default: generated)
+    [methods.dynadiff-paper]           # a method with its own evaluation options (optional)
+    config = "../../configs/{system}-dynadiff-paper.toml"
+    candidates = 1                     # one sample, no selection (default: the matrix's candidates)
+    observed_frames = 10               # its L (default: the matrix's observed_frames)
 
-    [ablations.no-function-loss]       # the first method's config with changes
-    set = { encoder = { function_weight = 0.0 } }
+    [ablations.no-function-loss]       # the first method's config with changes (and its evaluation
+    set = { encoder = { function_weight = 0.0 } }  # options, unless the ablation sets its own)
 
     [sweeps]                           # the first method re-run along one axis at a time
     observed_frames = [1, 2, 4, 8]     # evaluation only: one trained run, several L
     zoo_size = [2, 4, 8]               # experts per seen environment: a zoo per value
 
-Paths are relative to the matrix file. A cell is one evaluation: a run config (or, for the
-baselines, the zoo of the system's config) and how to evaluate it. ``expand`` lists the cells;
+Paths are relative to the matrix file. ``candidates`` and ``observed_frames`` (positive integers) in
+a method or ablation entry replace the matrix's for that entry's cells; a sweep of
+``observed_frames`` still sets L of its own cells, and the baselines' cell keeps the matrix's
+options. Whether L frames fit the system's trajectory is checked where the frames are taken (when
+the cell is evaluated), as for the matrix's own L. A cell is one evaluation: a run config (or, for
+the baselines, the zoo of the system's config) and how to evaluate it. ``expand`` lists the cells;
 the bench (:mod:`weightspace.bench.runner`) turns them into stages and runs what is missing.
 """
 
@@ -66,6 +74,9 @@ BASELINES_LABEL = "baselines"
 """The label of the cell that evaluates a matrix's baselines."""
 MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_steps", "finetune_budgets", "baselines")
 MATRIX_KEYS += ("set", "systems", "methods", "ablations", "sweeps")
+EVALUATION_KEYS = ("candidates", "observed_frames")
+"""Evaluation options a method or ablation entry may set for its own cells."""
+VARIANT_KEYS = ("config", "set", "evaluate", *EVALUATION_KEYS)
 
 
 @dataclass(frozen=True)
@@ -79,10 +90,18 @@ class Variant:
     evaluate: str = RUN_METHOD
     """The registered method that evaluates the trained run, or ``baselines`` for the cell that
     evaluates the matrix's baselines."""
+    candidates: int | None = None
+    """Generated candidates per environment in this variant's cells; None: the matrix's."""
+    observed_frames: int | None = None
+    """L of this variant's cells; None: the matrix's."""
 
-    def with_changes(self, label: str, changes: dict[str, Any]) -> Variant:
-        """This variant's run config with more ``changes``, labelled ``label`` (ablations, sweeps)."""
-        return Variant(label, self.config, merge_config(self.changes, changes), self.evaluate)
+    def with_changes(self, label: str, changes: dict[str, Any], options: Variant | None = None) -> Variant:
+        """This variant's run config with more ``changes``, labelled ``label`` (ablations, sweeps),
+        evaluated with ``options``' candidates and observed frames where it sets them, else this one's."""
+        own = options or Variant(label)
+        candidates = self.candidates if own.candidates is None else own.candidates
+        frames = self.observed_frames if own.observed_frames is None else own.observed_frames
+        return Variant(label, self.config, merge_config(self.changes, changes), self.evaluate, candidates, frames)
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,8 @@ class Cell:
     evaluate: str
     observed_frames: int
     sweep: tuple[str, int] | None = None
+    candidates: int = 16
+    """Generated candidates per environment (the matrix's, or the method entry's own)."""
 
     @property
     def id(self) -> str:
@@ -184,10 +205,7 @@ class Matrix:
         options: dict[str, Any] = {}
         for key in ("observed_frames", "candidates", "finetune_steps"):
             if key in data:
-                value = data[key]
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
-                options[key] = value
+                options[key] = _positive_int(data, key, where)
         if "profile" in data:
             options["profile"] = str(data["profile"])
         if "finetune_budgets" in data:
@@ -242,14 +260,16 @@ class Matrix:
     def _cells(self, system: str, architecture: str, seed: int, base: dict) -> list[Cell]:
         def cell(variant: Variant, group: str, **kw: Any) -> Cell:
             config = self._config(system, variant, architecture, seed, base)
-            frames = kw.pop("observed_frames", self.observed_frames)
+            own = self.observed_frames if variant.observed_frames is None else variant.observed_frames
+            frames = kw.pop("observed_frames", own)
+            kw["candidates"] = self.candidates if variant.candidates is None else variant.candidates
             return Cell(system, architecture, variant.label, group, seed, config, variant.evaluate, frames, **kw)
 
         main = self.methods[0]
         cells = [cell(m, "method") for m in self.methods]
         if self.baselines:  # one cell evaluates them all, on the zoo of the first method
             cells.append(cell(Variant(BASELINES_LABEL, main.config, main.changes, "baselines"), "baseline"))
-        cells += [cell(main.with_changes(a.label, a.changes), "ablation") for a in self.ablations]
+        cells += [cell(main.with_changes(a.label, a.changes, a), "ablation") for a in self.ablations]
         for value in self.sweeps.get("observed_frames", ()):
             cells.append(cell(main, "sweep", observed_frames=value, sweep=("observed_frames", value)))
         for value in self.sweeps.get("zoo_size", ()):
@@ -273,6 +293,13 @@ def _list_of(data: dict[str, Any], key: str, kind: type, where: str, default: An
         what = f"positive {kind.__name__}s" if positive else f"{kind.__name__}s"
         raise ConfigError(f"{where}: {key} must be a non-empty list of {what}, got {value!r}")
     return tuple(value)
+
+
+def _positive_int(data: dict[str, Any], key: str, where: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+    return value
 
 
 def _check_changes(changes: dict[str, Any], where: str) -> None:
@@ -304,9 +331,9 @@ def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tupl
         _check_label(label, where)
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}.{label} must be a table, got {entry!r}")
-        extra = sorted(set(entry) - {"config", "set", "evaluate"})
+        extra = sorted(set(entry) - set(VARIANT_KEYS))
         if extra:
-            raise ConfigError(f"{where}.{label}: unknown key(s) {', '.join(extra)}; keys: config, set, evaluate")
+            raise ConfigError(f"{where}.{label}: unknown key(s) {', '.join(extra)}; keys: {', '.join(VARIANT_KEYS)}")
         evaluate = entry.get("evaluate", RUN_METHOD)
         if evaluate not in run_methods:
             raise ConfigError(
@@ -315,5 +342,6 @@ def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tupl
         changes = _table(entry, "set", f"{where}.{label}")
         _check_changes(changes, f"{where}.{label}")
         config = entry.get("config")
-        variants.append(Variant(label, None if config is None else str(config), changes, evaluate))
+        own = {key: _positive_int(entry, key, f"{where}.{label}") for key in EVALUATION_KEYS if key in entry}
+        variants.append(Variant(label, None if config is None else str(config), changes, evaluate, **own))
     return tuple(variants)

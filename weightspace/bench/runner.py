@@ -86,11 +86,12 @@ class BenchPlan:
 def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
     """What one evaluation node computes: the methods (the matrix's baselines, or the method that
     evaluates the cell's run), the cell's label, and the evaluation options those methods read
-    (so that a change to an option another method reads does not re-run this one)."""
+    (so that a change to an option another method reads does not re-run this one). L and the
+    candidates are the cell's own (its method entry's where it sets them, else the matrix's)."""
     names = list(matrix.baselines) if cell.evaluate == BASELINES_LABEL else [cell.evaluate]
     options = EvaluationOptions(
         observed_frames=cell.observed_frames,
-        candidates=matrix.candidates,
+        candidates=cell.candidates,
         finetune_steps=matrix.finetune_steps,
         finetune_budgets=matrix.finetune_budgets,
     )
