@@ -92,6 +92,62 @@ def test_environments_by_a_dimension(tmp_path):
     assert data["train"].trajectories.shape == (2 * 4, 12, 1, 8, 8)
 
 
+def _bands(lat_name: str = "latitude") -> tuple[xr.Dataset, np.ndarray]:
+    """A field 1 on the rows at 0, 20, 40, 60 degrees and 0 on those at 10, 30, 50, 70, growing in
+    time (so that it has a spread to normalize by), on 8 x 8 points."""
+    lat, lon = np.arange(0.0, 80.0, 10.0), np.arange(0.0, 80.0, 10.0)
+    band = (np.arange(8) % 2 == 0).astype(float)  # 1, 0, 1, 0, ... by latitude row
+    growth = 1 + np.arange(48) / 10
+    u = growth[:, None, None] * band[None, :, None] * np.ones(8)[None, None, :]
+    time = np.datetime64("2018-01-01T00", "ns") + np.arange(48) * np.timedelta64(1, "h")
+    return xr.Dataset(
+        {"u": (("time", lat_name, "longitude"), u.astype("float32"))},
+        coords={"time": time, lat_name: lat, "longitude": lon},
+    ), growth
+
+
+def _tile_rows(ds: xr.Dataset, growth: np.ndarray, tmp_path, env_by: str = "regions:1x2") -> np.ndarray:
+    """The raw (unnormalized) tile values of the first environment's observed window, divided by
+    the growth in time: one value per tile row, checked equal along the row and over time."""
+    path = tmp_path / f"bands-{len(list(tmp_path.iterdir()))}.nc"  # a fresh file per call
+    ds.to_netcdf(path, engine="h5netcdf")
+    settings = GriddedImport(("u",), env_by, "0.5", (4, 4), n_frames=12, n_seen=1)
+    data = load_dataset(import_gridded(path, settings, path.with_suffix(".h5")).path)
+    norm = data.attrs["solver"]["normalization"]
+    raw = data["observed"].trajectories.double() * norm["std"][0] + norm["mean"][0]  # [E, 12, 1, 4, 4]
+    raw = raw[0] / torch.from_numpy(growth[24:36]).view(12, 1, 1, 1)  # the test period's first 12 h
+    rows = raw[0, 0, :, 0]
+    assert torch.allclose(raw, rows.view(1, 1, 4, 1).expand_as(raw), atol=1e-4)
+    return rows.numpy()
+
+
+def test_tiles_of_a_latitude_longitude_grid_are_area_weighted_by_cos_latitude(tmp_path):
+    """Issue 27: a tile row averaging a row at latitude a (value 1) and one at b (value 0) is
+    cos(a) / (cos(a) + cos(b)), each cell weighted by its area, not the plain 1/2."""
+    ds, growth = _bands()
+    cos = np.cos(np.deg2rad(np.arange(0.0, 80.0, 10.0)))
+    expected = cos[0::2] / (cos[0::2] + cos[1::2])  # tile rows (0, 10), (20, 30), (40, 50), (60, 70)
+    rows = _tile_rows(ds, growth, tmp_path)
+    assert np.allclose(rows, expected, atol=1e-4) and not np.allclose(rows, 0.5, atol=1e-2)
+    # without a latitude (a y axis, which need not be degrees) every cell counts the same
+    plain, _ = _bands("y")
+    assert np.allclose(_tile_rows(plain, growth, tmp_path), 0.5, atol=1e-4)
+    # environments from a dimension keep plain averages although the grid has a latitude
+    members = xr.concat([ds * (1 + m) for m in range(2)], dim="member").assign_coords(member=[0.0, 1.0])
+    assert np.allclose(_tile_rows(members, growth, tmp_path, "dim:member"), 0.5, atol=1e-4)
+
+
+def test_area_weights_leave_missing_values_out_of_numerator_and_denominator():
+    from weightspace.data.gridded import _resample
+
+    field = np.array([[1.0, np.nan], [0.0, 0.0]])[None, None]  # [T, C, y=2 (lat 0, 60), x=2]
+    data, weight = _resample(field, (1, 1), np.array([0.0, 60.0]))
+    assert float(weight) == pytest.approx(0.75)  # the valid fraction is a plain count
+    assert float(data) == pytest.approx(1 / (1 + 2 * 0.5))  # 1 * cos 0 over cos 0 + 2 cos 60
+    data, _ = _resample(field, (1, 1))
+    assert float(data) == pytest.approx(1 / 3)  # no latitude: the plain mean of the valid cells
+
+
 @pytest.mark.parametrize(
     ("dataset", "settings", "message"),
     [

@@ -5,10 +5,11 @@ environments (regular lat/lon tiles, or the values of a dimension such as an ens
 resamples each to a fixed tile grid, splits environments into seen and unseen ones (seeded) and
 time into a training and a test period, cuts each period into windows of ``n_frames`` (the
 trajectories), normalizes each channel with the statistics of the seen environments' training
-period only, and writes the simulators' HDF5 layout (``docs/data-format.md``) plus two splits:
-``oracle``, the unseen environments' training period, which One-per-Env trains on since imported
-data cannot be simulated; and ``observed``, one window per environment (seen and unseen) whose
-first frames adaptation methods observe.
+period only (a plain mean and standard deviation over the resampled tiles' points), and writes
+the simulators' HDF5 layout (``docs/data-format.md``) plus two splits: ``oracle``, the unseen
+environments' training period, which One-per-Env trains on since imported data cannot be
+simulated; and ``observed``, one window per environment (seen and unseen) whose first frames
+adaptation methods observe.
 
 The ``observed`` window is the first ``n_frames`` steps of the test period, and the scored test
 windows (``test_in``, ``test_out``) are cut from the steps after it, so observed frames never
@@ -19,6 +20,12 @@ ones' ``oracle``) and, when the periods lie apart (January 2018 / January 2019),
 regime than the scored windows; the window at the test period's start is fresh data of the
 scored regime that precedes every scored window, so no method observes the future it is scored
 on. It costs ``n_frames`` steps of the test period, which must hold at least ``2 * n_frames``.
+
+Shrinking a region of a latitude/longitude grid to its tile averages the source cells weighted
+by cos(latitude), each cell's area on a regular grid, as conservative regridding does; missing
+values are left out of numerator and denominator. Environments from a dimension (``dim:NAME``)
+and grids whose rows are a ``y`` axis, which need not be latitude, keep plain averages, as does
+the bilinear interpolation when a tile is larger than its region.
 
 The ``gridded`` system (``weightspace_systems.gridded``) serves the file
 to the rest of the pipeline. Real-data problems (missing values, 0..360 longitudes, uneven time
@@ -42,6 +49,8 @@ from weightspace.errors import ConfigError, StorageError
 
 TIME_NAMES = ("time", "valid_time", "t")
 LAT_NAMES = ("latitude", "lat", "y")
+GEOGRAPHIC_LAT = ("latitude", "lat")
+"""Latitude names taken as degrees of latitude (area-weighted averages); ``y`` may be any axis."""
 LON_NAMES = ("longitude", "lon", "x")
 
 
@@ -137,9 +146,9 @@ def _time_step(times: np.ndarray, period: str) -> tuple[float, str]:
 
 def _tiles(
     values: np.ndarray, lat: np.ndarray, lon: np.ndarray, spec: str
-) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+) -> tuple[list[np.ndarray], np.ndarray, list[str], list[np.ndarray]]:
     """Cut ``values`` ``[T, C, Y, X]`` into regions: their data, parameters ``[E, 2]`` (centre
-    latitude and longitude) and parameter names."""
+    latitude and longitude), parameter names and each region's row latitudes."""
     try:
         rows, cols = (int(n) for n in spec.split("x"))
     except ValueError:
@@ -150,22 +159,40 @@ def _tiles(
             f"a grid of {ny} x {nx} (lat x lon) points is too small for {rows} x {cols} regions "
             "(each needs at least 2 x 2 points)"
         )
-    data, params = [], []
+    data, params, lats = [], [], []
     for ys in np.array_split(np.arange(ny), rows):
         for xs in np.array_split(np.arange(nx), cols):
             data.append(values[..., ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1])
             params.append((float(lat[ys].mean()), float(lon[xs].mean())))
-    return data, np.array(params), ["lat", "lon"]
+            lats.append(lat[ys])
+    return data, np.array(params), ["lat", "lon"], lats
 
 
-def _resample(field: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _resample(
+    field: np.ndarray, size: tuple[int, int], lat: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``field`` ``[T, C, y, x]`` on a ``size`` grid, missing values left out of the averages; and
-    the fraction of valid values behind each resampled point (0: nothing valid there)."""
+    the fraction of valid values behind each resampled point (0: nothing valid there).
+
+    With ``lat`` (the ``y`` source cells' latitudes, in degrees) the area averages (shrinking)
+    weight each source cell by cos(latitude), its area on a regular lat-lon grid, as conservative
+    regridding does: sum(w * v) / sum(w) over the valid cells. Without it, and for the bilinear
+    interpolation when growing, every cell counts the same. The valid fraction is always a plain
+    count of cells."""
     x = torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))
     valid = torch.isfinite(x).float()
-    mode = {"mode": "area"} if x.shape[-2] >= size[0] and x.shape[-1] >= size[1] else {"mode": "bilinear"}
+    shrink = x.shape[-2] >= size[0] and x.shape[-1] >= size[1]
+    mode = {"mode": "area"} if shrink else {"mode": "bilinear"}
     weight = F.interpolate(valid, size=size, **mode)
-    total = F.interpolate(torch.nan_to_num(x) * valid, size=size, **mode)
+    values = torch.nan_to_num(x) * valid
+    if lat is not None and shrink:
+        area = torch.from_numpy(np.clip(np.cos(np.deg2rad(np.asarray(lat, dtype=np.float64))), 0, None))
+        area = area.float().view(-1, 1)  # [y, 1]: one weight per source row
+        denominator = F.interpolate(valid * area, size=size, **mode)
+        total = F.interpolate(values * area, size=size, **mode)
+        plain = F.interpolate(values, size=size, **mode) / weight.clamp_min(1e-12)
+        return torch.where(denominator > 0, total / denominator.clamp_min(1e-30), plain), weight
+    total = F.interpolate(values, size=size, **mode)
     return total / weight.clamp_min(1e-12), weight
 
 
@@ -206,17 +233,27 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
         raise ConfigError(f"env_by must be regions:RxC or dim:NAME, got {settings.env_by!r}")
     arrays = [ds[v].transpose(*order).values for v in settings.variables]
     values = np.stack(arrays, axis=-3)  # [(E,) T, C, Y, X]
+    lat_values = np.asarray(ds[lat].values)
+    geographic = (
+        kind == "regions"
+        and lat in GEOGRAPHIC_LAT
+        and np.issubdtype(lat_values.dtype, np.number)
+        and bool(np.all(np.abs(lat_values) <= 90))
+    )
+    row_lats: list[np.ndarray | None]
     if kind == "regions":
-        fields, params, names = _tiles(values, ds[lat].values, ds[lon].values, spec)
+        fields, params, names, lats = _tiles(values, lat_values, ds[lon].values, spec)
+        row_lats = [band if geographic else None for band in lats]  # cos(latitude) area weights
     else:
         coordinate = ds[spec].values
         numeric = np.issubdtype(coordinate.dtype, np.number)
         params = (coordinate if numeric else np.arange(len(coordinate))).astype(np.float64)[:, None]
         fields, names = list(values), [spec]
+        row_lats = [None] * len(fields)  # environments from a dimension: plain averages
 
     resampled, kept, dropped, filled = [], [], [], []
     for i, field in enumerate(fields):
-        data, weight = _resample(field, settings.tile)
+        data, weight = _resample(field, settings.tile, row_lats[i])
         missing_fraction = 1 - float(weight.mean())
         if missing_fraction > settings.max_missing:
             dropped.append({"env_params": params[i].tolist(), "missing_fraction": round(missing_fraction, 4)})
