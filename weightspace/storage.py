@@ -16,11 +16,17 @@ import fcntl
 import json
 import os
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weightspace.errors import StorageError
+from weightspace.errors import ConfigError, StorageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +60,27 @@ def _new_temp(path: Path) -> Path:
         except FileExistsError:  # another writer's temporary file: draw another name
             continue
         return tmp
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = StorageError) -> Any:
+    """The JSON value in ``path``. A file that is not UTF-8 text or not JSON raises ``error`` naming
+    it, in one line: every file weightspace reads back may have been damaged or edited by hand."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not UTF-8 text (JSON must be): {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_toml(path: str | os.PathLike, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """The TOML table in ``path``, refused like :func:`read_json` when it is not UTF-8 or not TOML."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not UTF-8 text (TOML must be): {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path} is not valid TOML: {exc}") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

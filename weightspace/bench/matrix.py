@@ -48,7 +48,6 @@ the bench (:mod:`weightspace.bench.runner`) turns them into stages and runs what
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,11 +62,7 @@ from weightspace.pipeline.config import (
     read_config_toml,
 )
 from weightspace.registry import default_registry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from weightspace.storage import read_toml
 
 SWEEPS = ("observed_frames", "zoo_size")
 BASELINES_LABEL = "baselines"
@@ -153,13 +148,7 @@ class Matrix:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"no such matrix file: {path}")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path} is not UTF-8 text; a matrix is a TOML file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, path)
+        return cls.from_dict(read_toml(path), path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path) -> Matrix:

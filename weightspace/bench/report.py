@@ -28,7 +28,7 @@ import numpy as np
 from weightspace.errors import StorageError
 from weightspace.evaluate.evaluation import TEST_SPLITS
 from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
-from weightspace.storage import write_json, write_text
+from weightspace.storage import read_json, write_json, write_text
 
 GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value", "split")
 """A summary row per distinct value of these: a cell without its seed, and a split."""
@@ -340,12 +340,7 @@ def load_results(out: Path) -> dict[str, Any]:
     path = out / "results.json"
     if not path.is_file():
         raise StorageError(f"{out} holds no results.json (run `weightspace bench MATRIX --out {out}` first)")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise StorageError(f"{path} is not UTF-8 text: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise StorageError(f"{path} is not valid JSON: {exc}") from None
+    results = read_json(path)
     if not isinstance(results, dict):
         raise StorageError(f"{path} must hold a JSON object, got {type(results).__name__}")
     for key, kind in RESULTS_KEYS.items():

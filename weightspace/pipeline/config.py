@@ -12,18 +12,13 @@ import dataclasses
 import hashlib
 import json
 import string
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from weightspace.config import make_config, require_at_most
 from weightspace.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from weightspace.storage import read_toml
 
 SECTIONS = ("system_settings", "architecture_config", "zoo", "encoder", "encoder_training")
 SECTIONS += ("generator", "prompter", "generator_training")
@@ -88,12 +83,7 @@ def read_config_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(f"no such run config: {path}")
     if path.resolve() in chain:
         raise ConfigError(f"{path} extends itself through {' -> '.join(map(str, chain))}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text (TOML must be): {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path)
     parent = data.pop("extends", None)
     if parent is None:
         return data

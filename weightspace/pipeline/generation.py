@@ -31,7 +31,7 @@ from weightspace.errors import ConfigError, WeightError
 from weightspace.graph import Params, check_params
 from weightspace.metrics import observation_residual
 from weightspace.pipeline.encoding import WeightCodec
-from weightspace.storage import atomic_path, load_tensors, save_tensors
+from weightspace.storage import atomic_path, load_tensors, read_json, save_tensors
 
 
 @dataclass(frozen=True)
@@ -233,10 +233,7 @@ def read_expert_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     if not path.is_file():
         raise WeightError(f"{folder} holds no expert: missing config.json (write one with `weightspace generate`)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightError(f"{path} is not UTF-8 JSON: {exc}") from None
+    meta = read_json(path, WeightError)
     if not (
         isinstance(meta, dict) and isinstance(meta.get("architecture"), str) and isinstance(meta.get("config"), dict)
     ):

@@ -22,7 +22,7 @@ from weightspace.graph import GraphNormalizer
 from weightspace.pipeline.encoding import WeightCodec
 from weightspace.pipeline.generation import EnvironmentScale, Generated, generate_experts
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import load_tensors
+from weightspace.storage import load_tensors, read_json
 from weightspace.zoo import Zoo
 
 STAGES = ("zoo", "encoder", "generator")
@@ -39,10 +39,7 @@ def load_codec(zoo: Zoo, folder: Path, registry: Registry) -> WeightCodec:
 def _read_run_index(index: Path) -> dict[str, Any]:
     """``run.json``, checked for what :meth:`Run.load` reads, so that a damaged or hand-edited file
     is named in one line instead of failing as a KeyError deep in loading."""
-    try:
-        meta = json.loads(index.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StorageError(f"{index} is not UTF-8 JSON: {exc}") from None
+    meta = read_json(index)
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise StorageError(f"{index} must be a JSON object with a 'config' object")
     stages = meta.get("stages")

@@ -45,7 +45,7 @@ from weightspace.pipeline.encoding import (
 from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator
 from weightspace.pipeline.run import STAGES, Run, load_codec
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import save_tensors, write_json
+from weightspace.storage import read_json, save_tensors, write_json
 from weightspace.zoo import Zoo, ZooPlan, ZooProgress, build_zoo, plan_zoo
 
 
@@ -96,10 +96,7 @@ def use_zoo(plan: RunPlan, folder: str | Path) -> RunPlan:
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         raise StorageError(f"{folder} is not a weightspace zoo: no manifest.json (`weightspace zoo build` makes one)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StorageError(f"{manifest_path} is not valid JSON: {exc}") from None
+    manifest = read_json(manifest_path)
     if not isinstance(manifest, dict) or not manifest.get("complete", False):
         raise StorageError(f"{folder} is not a complete zoo (resume it with `weightspace zoo build` first)")
     identity = plan.zoo.identity()

@@ -46,7 +46,7 @@ from weightspace.metrics import rollout_experts
 from weightspace.parallel import LocalPool, RayPool
 from weightspace.progress import ZooProgress
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import atomic_path, confined, load_tensors, save_tensors, write_json
+from weightspace.storage import atomic_path, confined, load_tensors, read_json, save_tensors, write_json
 from weightspace.system import System, derived_seed
 from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
 
@@ -320,12 +320,7 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / "manifest.json"
     if not path.exists():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise StorageError(f"{path} is not UTF-8 text; a zoo manifest is JSON") from None
-    except json.JSONDecodeError as exc:
-        raise StorageError(f"{path} is not valid JSON: {exc}") from None
+    manifest = read_json(path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StorageError(f"{path} is not a weightspace zoo manifest: expected a JSON object with format {FORMAT!r}")
     _check_manifest(path, manifest)
