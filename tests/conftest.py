@@ -1,7 +1,37 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from weightspace.graph import GraphSpec, LayoutBuilder, Member, WeightGraph
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+"""The runnable third-party plugins of docs/plugins.md, one folder each."""
+
+
+def install_example(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install`` the example plugin ``docs/examples/<name>`` into a private target directory, as
+    a user installs a package from outside the repository (nothing else is touched); returns the
+    target, to put on ``sys.path`` or ``PYTHONPATH``."""
+    work = tmp_path_factory.mktemp(name)
+    shutil.copytree(EXAMPLES / name, work / "src")
+    target = work / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, "--target", str(target), str(work / "src")], check=True)
+    return target
+
+
+def cli_with(site: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``weightspace ARGV`` in a fresh process that sees the plugins installed in ``site`` (one torch
+    thread), with its exit code and captured output."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([sys.executable, "-m", "weightspace.cli", *argv], env=env, capture_output=True, text=True)
+
 
 # A whole run (zoo, encoder, generator, prompter) small enough to train in seconds on a CPU; shared by
 # the run, method and bench tests (``from .conftest import TINY_RUN``).

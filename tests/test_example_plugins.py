@@ -4,9 +4,6 @@ directory as a user would: its components keep their contracts and run through t
 
 import json
 import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,20 +13,15 @@ from weightspace.data.dataset import load_dataset
 from weightspace.registry import Registry, default_registry
 from weightspace.testing import check_architecture, check_system
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "gray-scott-plugin"
+from .conftest import EXAMPLES, install_example
+
+EXAMPLE = EXAMPLES / "gray-scott-plugin"
 TINY_SYSTEM = {"n_feed": 2, "n_kill": 2, "n_seen": 2, "n_train": 3, "n_test": 1, "n_frames": 6, "resolution": 8}
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """``pip install`` the example into a private target directory (nothing else is touched)."""
-    work = tmp_path_factory.mktemp("gray-scott")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source)
-    target = work / "site"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-    subprocess.run([*command, "--target", str(target), str(source)], check=True)
-    return target
+    return install_example("gray-scott-plugin", tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ multi-channel fields alike) and run a whole pipeline from the command line on a 
 
 import json
 import math
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,12 +15,14 @@ from weightspace.components import Context
 from weightspace.registry import Registry, default_registry
 from weightspace.testing import check_component_round_trip
 
+from .conftest import EXAMPLES, cli_with, install_example
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "generative-plugin"
+EXAMPLE = EXAMPLES / "generative-plugin"
 SOURCE = "generative (weightspace-generative-plugin 0.1.0)"
 COMPONENTS = {"encoders": "pca", "generators": "gaussian", "prompters": "channel-stats"}
 TINY = tomllib.loads((EXAMPLE / "tiny.toml").read_text())
@@ -37,19 +36,7 @@ def _assignments(section: str, prefix: str = "") -> list[str]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """``pip install`` the example into a private target directory (nothing else is touched)."""
-    work = tmp_path_factory.mktemp("generative-plugin")
-    shutil.copytree(EXAMPLE, work / "src")
-    target = work / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-    subprocess.run([*pip, "--target", str(target), str(work / "src")], check=True)
-    return target
-
-
-def _cli(installed: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]))
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, "-m", "weightspace.cli", *argv], env=env, capture_output=True, text=True)
+    return install_example("generative-plugin", tmp_path_factory)
 
 
 def _contexts(registry: Registry) -> dict[str, Context]:
@@ -73,7 +60,7 @@ def test_the_components_register_and_keep_their_contracts(on_path, tmp_path):
     installed, registry = on_path, Registry()
     for kind, name in COMPONENTS.items():
         assert registry.entries(kind)[name].source == SOURCE
-    listed = json.loads(_cli(installed, "plugins", "--json").stdout)
+    listed = json.loads(cli_with(installed, "plugins", "--json").stdout)
     assert all(name in listed[kind] for kind, name in COMPONENTS.items())
 
     g = torch.Generator().manual_seed(0)
@@ -112,7 +99,7 @@ def test_the_components_register_and_keep_their_contracts(on_path, tmp_path):
 
 
 def test_the_components_run_through_simulate_zoo_train_and_evaluate(installed, tmp_path):
-    simulated = _cli(
+    simulated = cli_with(
         installed, "simulate", "lambda-omega", "--out", str(tmp_path / "data"), *_assignments("system_settings")
     )
     assert simulated.returncode == 0, simulated.stderr
@@ -122,11 +109,13 @@ def test_the_components_run_through_simulate_zoo_train_and_evaluate(installed, t
     # the zoo tiny.toml describes (seed 0: the default), for `train --zoo` to take it
     settings = _assignments("system_settings", "system.") + _assignments("architecture_config", "arch.")
     settings += _assignments("zoo", "zoo.")
-    built = _cli(installed, "zoo", "build", "--system", "lambda-omega", "--arch", "fno", "--out", str(zoo), *settings)
+    built = cli_with(
+        installed, "zoo", "build", "--system", "lambda-omega", "--arch", "fno", "--out", str(zoo), *settings
+    )
     assert built.returncode == 0, built.stderr
 
     run = tmp_path / "run"
-    trained = _cli(installed, "train", "--config", str(EXAMPLE / "tiny.toml"), "--zoo", str(zoo), "--out", str(run))
+    trained = cli_with(installed, "train", "--config", str(EXAMPLE / "tiny.toml"), "--zoo", str(zoo), "--out", str(run))
     assert trained.returncode == 0, trained.stderr
     meta = json.loads((run / "run.json").read_text())
     assert (run / meta["stages"]["zoo"]).resolve() == zoo.resolve()  # the built zoo, not a second one
@@ -140,7 +129,7 @@ def test_the_components_run_through_simulate_zoo_train_and_evaluate(installed, t
     assert encoder_stage["history"] and math.isfinite(encoder_stage["held_out"]["function_error"])
 
     results = tmp_path / "results.json"
-    evaluated = _cli(
+    evaluated = cli_with(
         installed, "evaluate", "--run", str(run), "--frames", "3", "--candidates", "2", "--out", str(results)
     )
     assert evaluated.returncode == 0, evaluated.stderr

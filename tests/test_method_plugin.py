@@ -2,19 +2,13 @@
 directory as a user would, is listed, evaluated and benched like the built-in methods."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from weightspace.registry import Registry
 
-from .conftest import TINY_RUN
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "method-plugin"
+from .conftest import TINY_RUN, cli_with, install_example
 
 MATRIX = """
 seeds = [0]
@@ -30,18 +24,7 @@ config = "tiny.toml"
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("method-plugin")
-    shutil.copytree(EXAMPLE, work / "src")
-    target = work / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index"]
-    subprocess.run([*pip, "--target", str(target), str(work / "src")], check=True)
-    return target
-
-
-def _cli(installed: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]))
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, "-m", "weightspace.cli", *argv], env=env, capture_output=True, text=True)
+    return install_example("method-plugin", tmp_path_factory)
 
 
 def test_the_method_registers_through_its_entry_point(installed, monkeypatch):
@@ -50,14 +33,14 @@ def test_the_method_registers_through_its_entry_point(installed, monkeypatch):
     assert registry.entries("methods")["zoo-soup"].source == "soup (weightspace-soup-method 0.1.0)"
     method = registry.get("methods", "zoo-soup")
     assert not method.needs_run and not method.reference and method.options == ("observed_frames",)
-    listed = json.loads(_cli(installed, "plugins", "--json").stdout)
+    listed = json.loads(cli_with(installed, "plugins", "--json").stdout)
     assert "zoo-soup" in listed["methods"] and "nearest-zoo" in listed["methods"]
 
 
 def test_the_method_is_evaluated_and_benched_beside_the_built_in_ones(installed, tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY_RUN)
     (tmp_path / "matrix.toml").write_text(MATRIX)
-    bench = _cli(installed, "bench", str(tmp_path / "matrix.toml"), "--out", str(tmp_path / "bench"))
+    bench = cli_with(installed, "bench", str(tmp_path / "matrix.toml"), "--out", str(tmp_path / "bench"))
     assert bench.returncode == 0, bench.stderr
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
     rows = {(r["method"], r["split"]): r for r in results["rows"]}
@@ -71,11 +54,11 @@ def test_the_method_is_evaluated_and_benched_beside_the_built_in_ones(installed,
     # the same method through `evaluate`, on the zoo the bench built
     (zoo,) = (tmp_path / "bench" / "cache").glob("zoo-*")
     out = tmp_path / "rows.json"
-    evaluated = _cli(
+    evaluated = cli_with(
         installed, "evaluate", "--zoo", str(zoo), "--method", "zoo-soup", "--frames", "3", "--out", str(out)
     )
     assert evaluated.returncode == 0, evaluated.stderr
     again = {r["split"]: r["rmse_mean"] for r in json.loads(out.read_text())}
     assert again == {split: rows["zoo-soup", split]["rmse_mean"] for split in ("test_in", "test_out")}
-    unknown = _cli(installed, "evaluate", "--zoo", str(zoo), "--method", "zoo-stew", "--out", str(out))
+    unknown = cli_with(installed, "evaluate", "--zoo", str(zoo), "--method", "zoo-stew", "--out", str(out))
     assert unknown.returncode == 2 and "zoo-soup" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1

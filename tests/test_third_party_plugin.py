@@ -1,10 +1,6 @@
 """Install the documented example plugin from a temporary directory, as a user would, and use it."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,33 +8,12 @@ import pytest
 from weightspace.registry import Registry
 from weightspace.testing import check_architecture
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "toy-plugin"
+from .conftest import cli_with, install_example
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """``pip install`` the example into a private target directory (nothing else is touched)."""
-    work = tmp_path_factory.mktemp("plugin")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source)
-    target = work / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-    )
-    return target
+    return install_example("toy-plugin", tmp_path_factory)
 
 
 def test_installed_plugin_is_discovered_through_its_entry_point(installed, monkeypatch):
@@ -53,20 +28,7 @@ def test_installed_plugin_is_discovered_through_its_entry_point(installed, monke
 
 
 def test_installed_plugin_shows_in_the_cli(installed):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run(
-        [sys.executable, "-m", "weightspace.cli", "plugins", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert "toy-cnn" in json.loads(out)["architectures"]
-    report = subprocess.run(
-        [sys.executable, "-m", "weightspace.cli", "inspect", "toy-cnn", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert json.loads(report)["roundtrip_max_abs_error"] == 0.0
+    listed = cli_with(installed, "plugins", "--json")
+    assert listed.returncode == 0 and "toy-cnn" in json.loads(listed.stdout)["architectures"]
+    report = cli_with(installed, "inspect", "toy-cnn", "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["roundtrip_max_abs_error"] == 0.0
