@@ -41,8 +41,9 @@ architecture = "mlp-node"
 seed = 1
 
 [system_settings]
+# 6 environments: 2 seen, 2 for validation, 2 for test
 n_b = 2
-n_d = 2
+n_d = 3
 n_seen = 2
 n_train = 3
 n_test = 1

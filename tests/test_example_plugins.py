@@ -73,7 +73,7 @@ def test_example_runs_through_simulate_zoo_train_and_evaluate(on_path, tmp_path,
     assert main(argv) == 0
     rows = json.loads(results.read_text())
     assert {(r["method"], r["split"]) for r in rows} == {
-        (m, s) for m in ("dynadiff", "one-for-all") for s in ("test_in", "test_out")
+        (m, s) for m in ("dynadiff", "one-for-all") for s in ("test_in", "val_out", "test_out")
     }
     assert all(r["system"] == "gray-scott" and math.isfinite(r["rmse_mean"]) for r in rows)
     capsys.readouterr()

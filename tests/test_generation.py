@@ -1,6 +1,8 @@
 """Generator training and gradient-free adaptation: EMA weights, determinism, candidate selection, rejection."""
 
-from dataclasses import dataclass
+import copy
+import math
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -11,9 +13,15 @@ from weightspace.components import Context, Generator, Prompter
 from weightspace.data.trajectories import ChannelScale
 from weightspace.errors import WeightError
 from weightspace.graph import GraphNormalizer
-from weightspace.metrics import observation_residual
+from weightspace.metrics import observation_residual, rollout_experts
 from weightspace.pipeline.encoding import WeightCodec
-from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator, generate_experts
+from weightspace.pipeline.generation import (
+    EnvironmentScale,
+    GeneratorTraining,
+    fit_generator,
+    generate_experts,
+    validation_rmse,
+)
 from weightspace.registry import default_registry
 
 TRAINING = GeneratorTraining(steps=20, batch_size=8, max_frames=4, ema=0.9)
@@ -67,7 +75,7 @@ def setup() -> Trained:
         latents = codec.encode(params)[0]
     scale, env_scale = ChannelScale.fit(traj, 1), EnvironmentScale.fit(env_params)
     initial, raw = parameters(generator, prompter), []
-    history = fit_generator(
+    fit = fit_generator(
         generator,
         prompter,
         latents,
@@ -81,7 +89,8 @@ def setup() -> Trained:
         advance=lambda n: raw.append(parameters(generator, prompter)),
     )
     normalized = env_scale.normalize(env_params)
-    return Trained(adapter, codec, generator, prompter, traj, scale, normalized, latents, history, initial, raw)
+    assert fit.validation == [] and fit.kept_step == TRAINING.steps
+    return Trained(adapter, codec, generator, prompter, traj, scale, normalized, latents, fit.history, initial, raw)
 
 
 def test_generator_training_leaves_the_ema_of_the_trained_weights(setup):
@@ -110,6 +119,53 @@ def test_generator_training_leaves_the_ema_of_the_trained_weights(setup):
     # the buffers fitted on the latents survived loading the EMA copy's state
     torch.testing.assert_close(setup.generator.latent_mean, setup.latents.mean(dim=0))
     assert not setup.generator.training and not setup.prompter.training
+
+
+def test_validation_keeps_the_best_validated_ema_weights_and_stops_after_patience(setup):
+    """Issue 27: with validate_every, the weights kept are the EMA weights the validation scored
+    lowest (not the last ones), and training stops after ``patience`` validations without gain."""
+    generator, prompter = copy.deepcopy(setup.generator), copy.deepcopy(setup.prompter)
+    scores, scored = iter([3.0, 1.0, 2.0, 4.0, 0.5]), []
+
+    def validate(g: Generator, p: Prompter) -> float:
+        scored.append(parameters(g, p))
+        return next(scores)
+
+    steps: list[int] = []
+    fit = fit_generator(
+        generator,
+        prompter,
+        setup.latents,
+        torch.arange(8) % 4,
+        setup.traj,
+        setup.env_params,
+        setup.scale,
+        replace(TRAINING, validate_every=4, patience=2),
+        seed=0,
+        advance=steps.append,
+        validate=validate,
+    )
+    # validations at 4, 8, 12, 16: the best is at 8; 12 and 16 do not beat it, so training stops at 16
+    assert [v["step"] for v in fit.validation] == [4, 8, 12, 16] and fit.kept_step == 8
+    assert [v["val_rmse"] for v in fit.validation] == [3.0, 1.0, 2.0, 4.0] and len(steps) == 16
+    held = parameters(generator, prompter)
+    assert all(torch.equal(held[k], scored[1][k]) for k in held)
+    assert not all(torch.equal(held[k], scored[-1][k]) for k in held)
+
+
+def test_validation_rmse_scores_generated_experts_by_rollout(setup):
+    """The score is the rollout RMSE of the generated experts on the validation trajectories: the
+    same number rollout_experts gives for what generate_experts returns."""
+    observed, targets = setup.traj[:, 0, :3], setup.traj[:, 1:]
+    score = validation_rmse(setup.codec, observed, setup.env_params, targets, setup.scale, DT, 2, seed=5)
+    generated = generate_experts(
+        setup.codec, setup.generator, setup.prompter, observed, setup.env_params, setup.scale, DT, 2, 5
+    )
+    expected = rollout_experts(setup.adapter, generated.params, targets, setup.scale, DT).rmse.mean()
+    assert score(setup.generator, setup.prompter) == pytest.approx(float(expected))
+    # one observed frame gives no residual: one candidate is drawn rather than an error
+    one = validation_rmse(setup.codec, observed[:, :1], setup.env_params, targets, setup.scale, DT, 16, seed=5)
+    assert math.isfinite(one(setup.generator, setup.prompter))
 
 
 def test_generation_is_deterministic_and_picks_the_best_candidate(setup):

@@ -137,6 +137,7 @@ def test_the_components_run_through_simulate_zoo_train_and_evaluate(installed, t
     assert sorted((r["method"], r["split"]) for r in rows) == [
         ("pca-gaussian", "test_in"),
         ("pca-gaussian", "test_out"),
+        ("pca-gaussian", "val_out"),
     ]
     for r in rows:
         assert r["system"] == "lambda-omega" and r["n_envs"] >= 1 and math.isfinite(r["rmse_mean"])

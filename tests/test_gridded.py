@@ -30,10 +30,11 @@ def test_import_cuts_regions_splits_time_and_normalizes_with_training_statistics
     # 8 regions of 30 x 90 degrees; the mostly-land one is dropped
     assert summary.n_envs == 7 and len(summary.dropped) == 1 and summary.dropped[0]["missing_fraction"] > 0.5
     # 48 h / 12 per period; the test period's first 12 h are the observed window, not scored
-    assert summary.n_seen == 3 and summary.n_train == 4 and summary.n_test == 3
+    assert summary.n_seen == 3 and summary.n_val == 2 and summary.n_train == 4 and summary.n_test == 3
     data = load_dataset(tmp_path / "data.h5")
     assert data["train"].trajectories.shape == (3 * 4, 12, 2, 16, 16)
-    assert data["test_out"].trajectories.shape == (4 * 3, 12, 2, 16, 16)
+    assert data["val_out"].trajectories.shape == (2 * 3, 12, 2, 16, 16)
+    assert data["test_out"].trajectories.shape == (2 * 3, 12, 2, 16, 16)
     assert data["oracle"].trajectories.shape == (4 * 4, 12, 2, 16, 16)
     assert data["observed"].trajectories.shape == (7, 12, 2, 16, 16)
     assert data["observed"].env_index.tolist() == list(range(7))
@@ -50,9 +51,11 @@ def test_import_cuts_regions_splits_time_and_normalizes_with_training_statistics
     assert 0 < attrs["solver"]["missing_filled_fraction"] < 0.05
     lons = [p[1] for p in attrs["settings"]["environments"]]
     assert min(lons) < 0 < max(lons) <= 180  # 0..360 read as -180..180
-    # seen and unseen environments are disjoint and together all the kept ones
-    seen, unseen = set(data["train"].env_index.tolist()), set(data["test_out"].env_index.tolist())
-    assert not seen & unseen and seen | unseen == set(range(7))
+    # seen, validation and test environments are disjoint and together all the kept ones, as recorded
+    seen, val, test = (set(data[k].env_index.tolist()) for k in ("train", "val_out", "test_out"))
+    assert not seen & val and not seen & test and not val & test and seen | val | test == set(range(7))
+    assert {k: set(v) for k, v in attrs["environment_split"].items()} == {"seen": seen, "val": val, "test": test}
+    assert set(data["oracle"].env_index.tolist()) == val | test
 
 
 def test_longitudes_0_360_and_minus_180_180_import_the_same(era5_file, tmp_path):
@@ -94,11 +97,11 @@ def test_environments_by_a_dimension(tmp_path):
 
 def _bands(lat_name: str = "latitude") -> tuple[xr.Dataset, np.ndarray]:
     """A field 1 on the rows at 0, 20, 40, 60 degrees and 0 on those at 10, 30, 50, 70, growing in
-    time (so that it has a spread to normalize by), on 8 x 8 points."""
-    lat, lon = np.arange(0.0, 80.0, 10.0), np.arange(0.0, 80.0, 10.0)
+    time (so that it has a spread to normalize by), on 8 x 16 points."""
+    lat, lon = np.arange(0.0, 80.0, 10.0), np.arange(0.0, 160.0, 10.0)
     band = (np.arange(8) % 2 == 0).astype(float)  # 1, 0, 1, 0, ... by latitude row
     growth = 1 + np.arange(48) / 10
-    u = growth[:, None, None] * band[None, :, None] * np.ones(8)[None, None, :]
+    u = growth[:, None, None] * band[None, :, None] * np.ones(len(lon))[None, None, :]
     time = np.datetime64("2018-01-01T00", "ns") + np.arange(48) * np.timedelta64(1, "h")
     return xr.Dataset(
         {"u": (("time", lat_name, "longitude"), u.astype("float32"))},
@@ -106,7 +109,7 @@ def _bands(lat_name: str = "latitude") -> tuple[xr.Dataset, np.ndarray]:
     ), growth
 
 
-def _tile_rows(ds: xr.Dataset, growth: np.ndarray, tmp_path, env_by: str = "regions:1x2") -> np.ndarray:
+def _tile_rows(ds: xr.Dataset, growth: np.ndarray, tmp_path, env_by: str = "regions:1x4") -> np.ndarray:
     """The raw (unnormalized) tile values of the first environment's observed window, divided by
     the growth in time: one value per tile row, checked equal along the row and over time."""
     path = tmp_path / f"bands-{len(list(tmp_path.iterdir()))}.nc"  # a fresh file per call
@@ -133,7 +136,7 @@ def test_tiles_of_a_latitude_longitude_grid_are_area_weighted_by_cos_latitude(tm
     plain, _ = _bands("y")
     assert np.allclose(_tile_rows(plain, growth, tmp_path), 0.5, atol=1e-4)
     # environments from a dimension keep plain averages although the grid has a latitude
-    members = xr.concat([ds * (1 + m) for m in range(2)], dim="member").assign_coords(member=[0.0, 1.0])
+    members = xr.concat([ds * (1 + m) for m in range(3)], dim="member").assign_coords(member=[0.0, 1.0, 2.0])
     assert np.allclose(_tile_rows(members, growth, tmp_path, "dim:member"), 0.5, atol=1e-4)
 
 
@@ -176,9 +179,11 @@ def test_the_gridded_system_serves_the_file_by_stream(era5_file, tmp_path):
     system = default_registry().system("gridded", "quick", {"path": str(path)})
     assert system.channel_names == ("u100", "v100") and system.state_shape() == (2, 16, 16)
     assert system.settings.n_frames == 12 and system.settings.dt == 1.0
-    seen, unseen = system.split(seed=123)  # the file's split whatever the seed
+    seen, val, test = system.split(seed=123)  # the file's split whatever the seed
+    unseen = torch.cat([val, test]).sort().values
     data = load_dataset(path)
     assert seen.tolist() == sorted(set(data["train"].env_index.tolist()))
+    assert val.tolist() == sorted(set(data["val_out"].env_index.tolist())) and system.n_val_envs == len(val)
     observed = system.simulate(unseen[:2], 1, 0, "observed")
     assert torch.equal(observed[0, 0], data["observed"].trajectories[unseen[0]])
     with pytest.raises(ConfigError, match="has 1 observed trajectories"):
@@ -257,8 +262,8 @@ def test_imported_data_through_zoo_train_evaluate_and_bench(era5_file, tmp_path)
         == 0
     )
     rows = {(r["method"], r["split"]): r for r in json.loads(results.read_text())}
-    assert len(rows) == 8 and all(np.isfinite(r["rmse_mean"]) for r in rows.values())
-    assert rows[("one-per-env", "test_out")]["n_envs"] == 4
+    assert len(rows) == 12 and all(np.isfinite(r["rmse_mean"]) for r in rows.values())
+    assert rows[("one-per-env", "val_out")]["n_envs"] == 2 and rows[("one-per-env", "test_out")]["n_envs"] == 2
     matrix = tmp_path / "matrix.toml"
     matrix.write_text(
         'candidates = 2\nobserved_frames = 3\nfinetune_steps = 5\nbaselines = ["one-for-all", "one-per-env"]\n'
@@ -281,7 +286,7 @@ def test_any_file_in_the_dataset_format_serves_as_gridded_data(era5_file, tmp_pa
     system = default_registry().system("gridded", "quick", {"path": str(tmp_path / "own.h5")})
     assert torch.equal(system.environments(), torch.tensor(imported.attrs["settings"]["environments"]).double())
     assert system.settings.n_train == 4 and system.settings.n_seen == 3
-    seen, unseen = system.split(0)
+    seen, _, unseen = system.split(0)
     assert system.simulate(unseen, 2, 0, "unseen").shape == (len(unseen), 2, 12, 2, 16, 16)
     with pytest.raises(ConfigError, match="no 'oracle' split"):
         system.simulate(unseen, 1, 0, "oracle")
@@ -306,8 +311,8 @@ def test_observed_frames_never_overlap_a_scored_test_window(era5_file, tmp_path,
     path = import_gridded(era5_file, replace(SETTINGS, stride=stride), tmp_path / "data.h5").path
     system = default_registry().system("gridded", "quick", {"path": str(path)})
     data = load_dataset(path)
-    seen, unseen = system.split(0)
-    for envs, stream, split in ((seen, "seen", "test_in"), (unseen, "unseen", "test_out")):
+    seen, val, test = system.split(0)
+    for envs, stream, split in ((seen, "seen", "test_in"), (val, "unseen", "val_out"), (test, "unseen", "test_out")):
         observed = observed_frames(system, envs, system.settings.n_frames, seed=0)  # what methods see
         for i, env in enumerate(envs.tolist()):
             scored = data[split].trajectories[data[split].env_index == env]

@@ -44,7 +44,7 @@ def test_the_method_is_evaluated_and_benched_beside_the_built_in_ones(installed,
     assert bench.returncode == 0, bench.stderr
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
     rows = {(r["method"], r["split"]): r for r in results["rows"]}
-    for split in ("test_in", "test_out"):
+    for split in ("test_in", "val_out", "test_out"):
         soup, nearest = rows["zoo-soup", split], rows["nearest-zoo", split]
         assert soup["soup_size"] == 3 and soup["observed_frames"] == 3 and soup["group"] == "baseline"
         assert soup["n_envs"] == nearest["n_envs"] and soup["rmse_mean"] != nearest["rmse_mean"]
@@ -59,6 +59,6 @@ def test_the_method_is_evaluated_and_benched_beside_the_built_in_ones(installed,
     )
     assert evaluated.returncode == 0, evaluated.stderr
     again = {r["split"]: r["rmse_mean"] for r in json.loads(out.read_text())}
-    assert again == {split: rows["zoo-soup", split]["rmse_mean"] for split in ("test_in", "test_out")}
+    assert again == {split: rows["zoo-soup", split]["rmse_mean"] for split in ("test_in", "val_out", "test_out")}
     unknown = cli_with(installed, "evaluate", "--zoo", str(zoo), "--method", "zoo-stew", "--out", str(out))
     assert unknown.returncode == 2 and "zoo-soup" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1

@@ -59,7 +59,7 @@ def test_each_method_trains_and_evaluates_under_its_name(method, base_config, tm
     argv = ["evaluate", "--run", str(out), "--frames", "3", "--candidates", "3", "--out", str(results)]
     assert main(argv) == 0
     rows = json.loads(results.read_text())
-    assert [(r["method"], r["split"]) for r in rows] == [(method, "test_in"), (method, "test_out")]
+    assert [(r["method"], r["split"]) for r in rows] == [(method, s) for s in ("test_in", "val_out", "test_out")]
     for row in rows:
         # one expert per environment of the split, scored on every test trajectory of each
         assert row["n_envs"] == len(row["per_env"]) == 2 and row["n_traj"] == 2
@@ -83,8 +83,8 @@ def test_diffusion_init_reports_finetuning_curves_from_three_starts(base_config,
     argv = ["evaluate", "--run", str(out), "--method", "diffusion-init", "--frames", "3", "--candidates", "2"]
     assert main([*argv, "--finetune-steps", "20", "--out", str(results)]) == 0
     rows = json.loads(results.read_text())
-    assert [r["method"] for r in rows] == ["diffusion-init"] * 2 and rows[0]["generator_run"] == "mlp-diffusion"
-    curves = rows[1]["finetune"]
+    assert [r["method"] for r in rows] == ["diffusion-init"] * 3 and rows[0]["generator_run"] == "mlp-diffusion"
+    curves = rows[-1]["finetune"]  # test_out
     assert curves["steps"] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
     assert set(curves["val_loss"]) == {"diffusion", "random", "base"}
     assert all(len(v) == 21 for v in curves["val_loss"].values())

@@ -34,6 +34,9 @@ PAPER = {
     ("generator", "mean_head"): 0,
     ("prompter", "spectrum"): "modes",
     ("generator_training", "max_frames"): 10,
+    # validated as evaluated (the matrix's [methods.dynadiff-paper]: L = 10, one sample)
+    ("generator_training", "val_observed_frames"): 10,
+    ("generator_training", "val_candidates"): 1,
 }
 """The paper's choice for every setting a ``*-dynadiff-paper.toml`` may change."""
 

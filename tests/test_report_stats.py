@@ -5,7 +5,14 @@ import json
 
 import pytest
 
-from weightspace.bench.report import NO_VERDICT_SEEDS, compare, paired_comparison, write_report
+from weightspace.bench.report import (
+    NO_VERDICT_SEEDS,
+    ceiling_warnings,
+    compare,
+    paired_comparison,
+    summarize,
+    write_report,
+)
 
 
 def rows(rmse_by_seed, method="m", group="method", split="test_out", skip=()):
@@ -116,3 +123,28 @@ def test_a_report_from_an_old_results_file_pairs_its_rows(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## Paired comparisons" in report and "not wins" in report
     assert "| lv / mlp | test_in | one-for-all (baseline) | +0.1000 |" in report and "| 8 / 8 | 3 | better |" in report
+
+
+def test_the_report_flags_a_method_that_beats_the_reference_in_domain_and_shows_three_splits(tmp_path):
+    """Issue 27: a method below One-per-Env on seen environments means the ceiling is weak there; the
+    methods table has a column per split (in, val, out) and the ratio is taken out of domain."""
+    reference = [[0.2] * 8] * 3
+    all_rows = []
+    for split in ("test_in", "val_out", "test_out"):
+        main = [[0.1] * 8] * 3 if split == "test_in" else [[0.4] * 8] * 3  # below the reference in domain only
+        all_rows += rows(main, "main", split=split) + rows(reference, "one-per-env", group="baseline", split=split)
+    for r in all_rows:
+        r |= {"rmse_mean": r["per_env"][0]["rmse"], "rmse_per_step": [0.1], "reference": r["method"] == "one-per-env"}
+    summary = summarize(all_rows)
+    assert ceiling_warnings(summary) == [
+        "main (method) beats the reference one-per-env in domain on lv / mlp (0.1000 against 0.2000): the ceiling "
+        "is weak there, so ratios to it flatter every method"
+    ]
+    results = {"matrix": "m.toml", "main_method": "main", "written": "now", "cells": 6, "failed": []}
+    write_report(tmp_path, {**results, "rows": all_rows, "summary": summary, "timings": []})
+    report = (tmp_path / "report.md").read_text()
+    assert "## Ceiling check" in report and "beats the reference one-per-env in domain" in report
+    assert "| method | lv / mlp in | val | out | out ÷ one-per-env | NN ratio |" in report
+    assert "| main | **0.1000 ± 0.0000** | **0.4000 ± 0.0000** | **0.4000 ± 0.0000** | 2.00x | - |" in report
+    # a method above the reference everywhere raises no flag
+    assert ceiling_warnings([r for r in summary if r["split"] != "test_in" or r["method"] != "main"]) == []

@@ -1,6 +1,7 @@
 """The staged run: train (cached, resumable), generate an expert, evaluate dynadiff; experts export cleanly."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ from neuralop.models import FNO
 
 import weightspace as ws
 from weightspace.cli import main
+from weightspace.data.simulation import observed_frames
+from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
 from weightspace.pipeline import Run, RunConfig, plan_run
-from weightspace.pipeline.generation import load_expert, save_expert
+from weightspace.pipeline.generation import load_expert, save_expert, validation_rmse
 from weightspace.storage import load_tensors, save_tensors
 
 from .conftest import TINY_RUN
@@ -85,7 +88,7 @@ def test_train_generate_evaluate(tmp_path, capsys):
     (curve,) = [r["budget_curve"] for r in rows if r["method"] == "finetune-L" and r["split"] == "test_out"]
     assert [c["steps"] for c in curve] == [2, 4]
     dyn = [r for r in rows if r["method"] == "dynadiff"]
-    assert {r["split"] for r in dyn} == {"test_in", "test_out"}
+    assert {r["split"] for r in dyn} == {"test_in", "val_out", "test_out"}
     assert all(r["gen_latency_ms"] > 0 and r["peak_rss_mb"] > 0 and r["rmse_mean"] > 0 for r in dyn)
 
 
@@ -164,3 +167,25 @@ def test_shipped_run_configs_resolve(path, tmp_path, monkeypatch):
         return
     plan = plan_run(config)
     assert set(plan.keys) == {"zoo", "encoder", "generator"}
+
+
+def test_a_validated_generator_keeps_the_step_that_rolled_out_best_on_validation_environments(tmp_path, capsys):
+    """Issue 27: with validate_every the generator stage scores its EMA weights on val_out (never
+    test_out), records every score and keeps the best one's weights."""
+    config = tmp_path / "validated.toml"
+    config.write_text(TINY_RUN.replace("max_frames = 4\n", "max_frames = 4\nvalidate_every = 5\nval_candidates = 2\n"))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    run = Run.load(tmp_path / "run")
+    stage = run.summary("generator")
+    assert [v["step"] for v in stage["validation"]] == [5, 10, 15, 20]
+    best = min(stage["validation"], key=lambda v: v["val_rmse"])
+    assert stage["kept_step"] == best["step"] and math.isfinite(best["val_rmse"])
+    assert f"kept step {best['step']} (val_out RMSE" in capsys.readouterr().out
+    # the kept score is what the saved generator gives on the validation environments
+    val = run.zoo.dataset()["val_out"]
+    env_index, env_params, trajectories = by_environment(val)
+    observed = observed_frames(run.zoo.system(), env_index, 4, run.zoo.manifest["seed"])
+    score = validation_rmse(
+        run.codec, observed, run.env_scale.normalize(env_params), trajectories, run.zoo.scale, run.zoo.dt, 2, 1
+    )
+    assert score(run.generator, run.prompter) == pytest.approx(best["val_rmse"], rel=1e-5)

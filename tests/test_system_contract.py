@@ -19,13 +19,13 @@ from weightspace.errors import PluginError, SimulationError, StorageError
 from weightspace.graph import Layout, LayoutBuilder
 from weightspace.hookspecs import hookimpl
 from weightspace.registry import default_registry
-from weightspace.system import System, SystemSettings
+from weightspace.system import EnvironmentSplit, System, SystemSettings
 from weightspace.testing import check_architecture, check_system
 
 TINY = {
     "lotka-volterra": {"n_b": 2, "n_d": 2, "n_seen": 2, "n_frames": 6},
-    "lambda-omega": {"n_beta": 3, "n_seen": 2, "n_frames": 4, "resolution": 16, "sim_resolution": 32, "burn_in": 0.2},
-    "kolmogorov": {"n_re": 3, "n_seen": 2, "n_frames": 4, "resolution": 16, "sim_resolution": 16, "burn_in": 0.5},
+    "lambda-omega": {"n_beta": 4, "n_seen": 2, "n_frames": 4, "resolution": 16, "sim_resolution": 32, "burn_in": 0.2},
+    "kolmogorov": {"n_re": 4, "n_seen": 2, "n_frames": 4, "resolution": 16, "sim_resolution": 16, "burn_in": 0.5},
     "navier-stokes": {
         "n_amplitude": 2,
         "n_phase": 2,
@@ -83,7 +83,7 @@ class TwoChannels(System):
     profiles = {"quick": {"n_frames": 3, "n_seen": 2, "n_train": 2, "n_test": 1}}
 
     def environments(self) -> torch.Tensor:
-        return torch.tensor([[0.1], [0.2], [0.3]], dtype=torch.float64)
+        return torch.tensor([[0.1], [0.2], [0.3], [0.4]], dtype=torch.float64)
 
     def state_shape(self) -> tuple[int, ...]:
         return (2, self.settings.resolution, self.settings.resolution)
@@ -125,7 +125,7 @@ class FlattenedOut(TwoChannels):
 
 class ExtraColumn(TwoChannels):
     def environments(self) -> torch.Tensor:
-        return torch.tensor([[0.1, 1.0], [0.2, 1.0], [0.3, 1.0]], dtype=torch.float64)
+        return torch.tensor([[0.1, 1.0], [0.2, 1.0], [0.3, 1.0], [0.4, 1.0]], dtype=torch.float64)
 
 
 class ThreeNames(TwoChannels):
@@ -148,8 +148,18 @@ class ShuffledGrid(TwoChannels):
 
 
 class WrongSplit(TwoChannels):
+    def split(self, seed: int) -> EnvironmentSplit:
+        return EnvironmentSplit(torch.tensor([0]), torch.tensor([1]), torch.tensor([2, 3]))
+
+
+class OverlappingSplit(TwoChannels):
+    def split(self, seed: int) -> EnvironmentSplit:
+        return EnvironmentSplit(torch.tensor([0, 1]), torch.tensor([2]), torch.tensor([2, 3]))
+
+
+class TwoWaySplit(TwoChannels):
     def split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor([0]), torch.tensor([1, 2])
+        return torch.tensor([0, 1]), torch.tensor([2, 3])
 
 
 class TensorAttributes(TwoChannels):
@@ -182,11 +192,13 @@ class BadProfile(TwoChannels):
         (DoubleOut, "trajectories are torch.float64; the data format stores float32"),
         (NaNOut, "trajectories hold NaN or inf"),
         (Unseeded, "the same seed gave different trajectories"),
-        (ExtraColumn, r"environments\(\) has shape \[3, 2\]; expected \[E, 1\] \(one column per parameter rate\)"),
+        (ExtraColumn, r"environments\(\) has shape \[4, 2\]; expected \[E, 1\] \(one column per parameter rate\)"),
         (ThreeNames, r"state_shape\(\) is \(2, 4, 4\) but channel_names names 3 channel\(s\) \(u, v, w\)"),
         (FlatField, r"state_shape\(\) is \(2, 16\); expected \(C, H, W\) for fields"),
         (ShuffledGrid, r"environments\(\) changes between calls"),
         (WrongSplit, r"split\(1\) gives 1 seen environments, n_seen is 2"),
+        (OverlappingSplit, r"split\(1\) is not a partition of the 4 environments into seen, val and test"),
+        (TwoWaySplit, r"split\(1\) must give \(seen, val, test\) environment indices"),
         (TensorAttributes, r"settings and solver_attributes\(\) are recorded as JSON: Object of type Tensor"),
         (WrongTerms, r"polynomial_coefficients\(\) must map each of u, v to its terms"),
         (

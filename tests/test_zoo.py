@@ -148,13 +148,15 @@ def test_random_init_zoo(tmp_path):
 def test_evaluate_rows(built):
     methods = ("one-for-all", "one-per-env", "finetune-L", "nearest-zoo")
     rows = evaluate(built, methods, options=EvaluationOptions(observed_frames=3, finetune_steps=5))
-    assert [(r["method"], r["split"]) for r in rows] == [(m, s) for s in ("test_in", "test_out") for m in methods]
+    assert [(r["method"], r["split"]) for r in rows] == [
+        (m, s) for s in ("test_in", "val_out", "test_out") for m in methods
+    ]
     for r in rows:
         assert {"system", "architecture", "rmse_mean", "rmse_std", "ssim_mean", "n_envs", "n_traj"} <= set(r)
         assert r["rmse_mean"] > 0 and r["ssim_mean"] is None
         assert len(r["rmse_per_step"]) == SYSTEM["n_frames"] - 1
         assert len(r["per_env"]) == r["n_envs"]
-    assert rows[0]["n_envs"] == 2 and rows[4]["n_envs"] == 2 and rows[0]["n_traj"] == 2
+    assert rows[0]["n_envs"] == 2 and rows[0]["n_traj"] == 2 and rows[4]["n_envs"] == rows[8]["n_envs"] == 1
     assert rows[3]["observed_frames"] == 3 and "finetune_steps" not in rows[3]
 
 
@@ -181,7 +183,9 @@ def test_cli_zoo_build_info_evaluate(tmp_path, capsys):
     results = tmp_path / "results.json"
     assert main(["evaluate", "--zoo", str(out), "--method", "one-for-all", "--out", str(results)]) == 0
     rows = json.loads(results.read_text())
-    assert {r["split"] for r in rows} == {"test_in", "test_out"} and results.with_suffix(".png").stat().st_size > 0
+    assert {r["split"] for r in rows} == {"test_in", "val_out", "test_out"} and results.with_suffix(
+        ".png"
+    ).stat().st_size > 0
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -213,7 +217,7 @@ def test_quick_lotka_volterra_zoo_end_to_end(tmp_path):
     zoo = build_zoo(plan, tmp_path)
     assert zoo.n_experts == 8
     rows = {(r["method"], r["split"]): r for r in evaluate(zoo, ["one-for-all", "one-per-env"])}
-    for split in ("test_in", "test_out"):
+    for split in ("test_in", "val_out", "test_out"):
         assert rows["one-per-env", split]["rmse_mean"] < 0.5 * rows["one-for-all", split]["rmse_mean"]
     experts = [e["val_rmse"] for r in zoo.manifest["environments"] for e in r["experts"]]
     assert max(experts) < zoo.manifest["base"]["val_rmse"]  # experts fit their environment better than the base

@@ -87,7 +87,8 @@ class Environments:
     """The environments of one test split, as the dataset holds them."""
 
     split: str
-    """``test_in`` (seen environments, new initial conditions) or ``test_out`` (unseen environments)."""
+    """``test_in`` (seen environments, new initial conditions), ``val_out`` (unseen validation
+    environments) or ``test_out`` (unseen test environments)."""
     env_index: torch.Tensor
     """``[E]`` indices into the system's environment grid."""
     env_params: torch.Tensor

@@ -2,7 +2,8 @@
 
 A system names its environment parameters and state channels, holds its simulation settings as a
 frozen dataclass chosen by profile (``quick`` for a CPU, ``paper`` for the paper's scale: profiles
-are data, not code branches), splits its environments into seen and unseen ones, and simulates
+are data, not code branches), splits its environments three ways (seen: the zoo's; validation: unseen
+ones every choice is made on; test: unseen ones that are only reported), and simulates
 trajectories ``[E, N, T, *state]`` where frame 0 is the initial condition. The per-frame physical
 statistics it reports are what the prompter will condition on.
 """
@@ -13,7 +14,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -35,6 +36,15 @@ class SystemSettings:
     """Time between saved frames."""
     n_seen: int = 24
     """Environments whose trajectories are used for training (the rest are unseen)."""
+    split_seed: int = 0
+    """Seed of the environment split, apart from the run's seed: every seed of a study is scored on
+    the same validation and test environments, so methods pair environment by environment across
+    seeds, while zoos, training and trajectories vary with the run's seed."""
+    val_fraction: float = 0.5
+    """Share of the unseen environments set aside for validation (rounded, at least one, leaving at
+    least one for test): every setting, checkpoint and candidate count is chosen on them, so the
+    remaining unseen (test) environments only ever report. A fraction rather than a count, so that a
+    profile's split still holds when a grid is made smaller or larger."""
     n_train: int = 6
     """Training trajectories per seen environment."""
     n_test: int = 2
@@ -43,6 +53,10 @@ class SystemSettings:
     def __post_init__(self) -> None:
         require_positive(self, "n_frames", "dt", "n_seen", "n_train", "n_test")
         require_at_most(self, MAX_TRAJECTORIES, "n_seen", "n_train", "n_test")
+        if not 0 <= self.split_seed < 2**63:
+            raise ValueError(f"split_seed must be in [0, 2**63), got {self.split_seed}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         require_at_most(self, MAX_COUNT, "n_frames")
 
 
@@ -67,9 +81,7 @@ class System(ABC):
         self.settings = make_config(
             self.Settings, {**self.profiles[profile], **(overrides or {})}, owner=f"system {self.name!r}"
         )
-        n_envs = len(self.environments())
-        if not 0 < self.settings.n_seen < n_envs:
-            raise ConfigError(f"n_seen must be between 1 and {n_envs - 1} for {self.name} ({n_envs} environments)")
+        check_split(self.name, len(self.environments()), self.settings.n_seen, self.n_val_envs)
 
     # -- what a subclass provides ---------------------------------------------------------------
     @abstractmethod
@@ -95,11 +107,16 @@ class System(ABC):
         return {}
 
     # -- provided --------------------------------------------------------------------------------
-    def split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices of seen and unseen environments, a seeded random choice (sorted)."""
-        n = len(self.environments())
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return order[: self.settings.n_seen].sort().values, order[self.settings.n_seen :].sort().values
+    @property
+    def n_val_envs(self) -> int:
+        """Validation environments: ``val_fraction`` of the unseen ones, rounded, kept between one and
+        all but one of them."""
+        unseen = len(self.environments()) - self.settings.n_seen
+        return max(1, min(unseen - 1, round(self.settings.val_fraction * unseen)))
+
+    def split(self, seed: int) -> EnvironmentSplit:
+        """Indices of the seen, validation and test environments: a seeded random partition."""
+        return random_split(len(self.environments()), self.settings.n_seen, self.n_val_envs, seed)
 
     def simulate(
         self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "", device: str | torch.device = "cpu"
@@ -129,6 +146,36 @@ class System(ABC):
     def statistics(self, frames: torch.Tensor) -> torch.Tensor:
         """Per-frame physical statistics ``[..., S]`` of states ``[..., *state]`` (see :func:`frame_statistics`)."""
         return frame_statistics(frames, ode=self.is_ode)
+
+
+class EnvironmentSplit(NamedTuple):
+    """A partition of an environment grid, each part sorted."""
+
+    seen: torch.Tensor
+    """Environments the zoo is trained on (``train`` and ``test_in``)."""
+    val: torch.Tensor
+    """Unseen environments every choice is made on (``val_out``)."""
+    test: torch.Tensor
+    """Unseen environments that are only reported (``test_out``)."""
+
+
+def check_split(owner: str, n_envs: int, n_seen: int, n_val: int) -> None:
+    """Raise a :class:`ConfigError` unless ``n_seen`` seen and ``n_val`` validation environments
+    leave at least one test environment of ``n_envs``."""
+    if n_seen < 1 or n_val < 1 or n_seen + n_val >= n_envs:
+        raise ConfigError(
+            f"{owner} has {n_envs} environments: {n_seen} seen and {n_val} for validation leave "
+            f"{n_envs - n_seen - n_val} for test; every part needs at least one (lower n_seen or enlarge the grid)"
+        )
+
+
+def random_split(n_envs: int, n_seen: int, n_val: int, seed: int) -> EnvironmentSplit:
+    """A seeded random partition of ``n_envs`` environments into ``n_seen`` seen, ``n_val``
+    validation and the rest test. The seen environments are the first of one permutation, so they
+    do not depend on ``n_val``: a zoo stays the same zoo when validation is carved out of the rest."""
+    order = torch.randperm(n_envs, generator=torch.Generator().manual_seed(seed))
+    parts = order[:n_seen], order[n_seen : n_seen + n_val], order[n_seen + n_val :]
+    return EnvironmentSplit(*(p.sort().values for p in parts))
 
 
 def derived_seed(seed: int, *parts: Any) -> int:

@@ -183,10 +183,11 @@ def check_system(
 
     Checked: the class attributes and every profile's settings; the environment grid ``[E, P]``
     (float64, finite, one column per ``param_names``, the same on every call); ``state_shape`` (``(D,)``
-    for an ODE, ``(C, H, W)`` for fields, one ``C`` or ``D`` per ``channel_names``); the seen/unseen
-    split (a seeded partition of the grid with ``n_seen`` seen); trajectories ``[E, N, T, *state]``
-    with ``T = n_frames``, float32 and finite, the same for the same seed; per-frame statistics; and
-    that what is recorded beside the data (settings, solver attributes) is JSON.
+    for an ODE, ``(C, H, W)`` for fields, one ``C`` or ``D`` per ``channel_names``); the split (a
+    seeded partition of the grid into ``n_seen`` seen, ``n_val_envs`` validation and at least one
+    test environment); trajectories ``[E, N, T, *state]`` with ``T = n_frames``, float32 and finite,
+    the same for the same seed; per-frame statistics; and that what is recorded beside the data
+    (settings, solver attributes) is JSON.
     """
     if isinstance(system, type):
         system = system(profile, overrides)
@@ -220,12 +221,18 @@ def check_system(
         f"({', '.join(system.channel_names)})"
     )
 
-    seen, unseen = system.split(seed)
-    assert torch.equal(torch.cat([seen, unseen]).sort().values, torch.arange(len(envs))), (
-        f"{label}: split({seed}) is not a partition of the {len(envs)} environments"
+    parts = system.split(seed)
+    assert len(parts) == 3, f"{label}: split({seed}) must give (seen, val, test) environment indices"
+    seen, val, test = parts
+    assert torch.equal(torch.cat([seen, val, test]).sort().values, torch.arange(len(envs))), (
+        f"{label}: split({seed}) is not a partition of the {len(envs)} environments into seen, val and test"
     )
     assert len(seen) == s.n_seen, f"{label}: split({seed}) gives {len(seen)} seen environments, n_seen is {s.n_seen}"
-    assert all(torch.equal(a, b) for a, b in zip((seen, unseen), system.split(seed))), (
+    assert len(val) == system.n_val_envs, (
+        f"{label}: split({seed}) gives {len(val)} validation environments; val_fraction asks for {system.n_val_envs}"
+    )
+    assert len(test) > 0, f"{label}: split({seed}) leaves no test environment"
+    assert all(torch.equal(a, b) for a, b in zip(parts, system.split(seed))), (
         f"{label}: split({seed}) differs between calls with the same seed"
     )
 

@@ -72,8 +72,26 @@ class CylinderFlow(System):
     channel_names = ("u", "v")
     Settings = CylinderFlowSettings
     profiles = {
-        "quick": {"n_re": 3, "n_radius": 3, "n_seen": 4, "n_train": 4, "n_test": 2, "n_frames": 21, "dt": 25},
-        "paper": {"n_re": 31, "n_radius": 16, "n_seen": 96, "n_train": 20, "n_test": 20, "n_frames": 101, "dt": 25},
+        "quick": {
+            "n_re": 3,
+            "n_radius": 3,
+            "n_seen": 4,
+            "val_fraction": 0.4,
+            "n_train": 4,
+            "n_test": 2,
+            "n_frames": 21,
+            "dt": 25,
+        },
+        "paper": {
+            "n_re": 31,
+            "n_radius": 16,
+            "n_seen": 96,
+            "val_fraction": 0.1,
+            "n_train": 20,
+            "n_test": 20,
+            "n_frames": 101,
+            "dt": 25,
+        },
     }
 
     def environments(self) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 
 from weightspace.data.dataset import load_dataset
 from weightspace.errors import ConfigError
-from weightspace.system import System, SystemSettings
+from weightspace.system import EnvironmentSplit, System, SystemSettings
 
 FROM_FILE = ("n_frames", "dt", "n_seen", "n_train", "n_test")
 
@@ -64,8 +64,10 @@ class Gridded(System):
         for key in ("n_train", "n_test"):
             if overrides.get(key, 0) > recorded[key]:
                 raise ConfigError(f"{path} holds {recorded[key]} {key} windows per environment; {key} cannot exceed it")
-        if overrides.get("n_seen", recorded["n_seen"]) != recorded["n_seen"]:
-            raise ConfigError(f"{path} fixes n_seen = {recorded['n_seen']} (the file's split)")
+        # the file's split stands; a zoo passes every setting back, val_fraction at its (unused) default
+        moved = overrides.get("val_fraction", GriddedSettings.val_fraction) != GriddedSettings.val_fraction
+        if overrides.get("n_seen", recorded["n_seen"]) != recorded["n_seen"] or moved:
+            raise ConfigError(f"{path} fixes the split ({recorded['n_seen']} seen environments); set it on import")
         self.param_names = tuple(self.dataset.attrs["param_names"])
         self.channel_names = tuple(self.dataset.attrs["channel_names"])
         self._environments = torch.tensor(recorded["environments"], dtype=torch.float64)
@@ -90,10 +92,13 @@ class Gridded(System):
     def solve(self, envs: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         raise ConfigError("gridded data cannot be solved from new initial conditions: they come from the imported file")
 
-    def split(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        seen = self.dataset["train"].env_index.unique().sort().values
-        unseen = self.dataset["test_out"].env_index.unique().sort().values
-        return seen, unseen
+    @property
+    def n_val_envs(self) -> int:
+        return len(self.dataset["val_out"].env_index.unique())
+
+    def split(self, seed: int) -> EnvironmentSplit:
+        parts = (self.dataset[name].env_index.unique().sort().values for name in ("train", "val_out", "test_out"))
+        return EnvironmentSplit(*parts)
 
     def simulate(
         self, env_index: torch.Tensor, n_traj: int, seed: int, stream: str = "", device: str | torch.device = "cpu"
@@ -102,7 +107,9 @@ class Gridded(System):
         parts = []
         for env in env_index.tolist():
             train = self._by_split["train"].get(env, self._by_split["oracle"].get(env))
-            test = self._by_split["test_in"].get(env, self._by_split["test_out"].get(env))
+            test = next(
+                (self._by_split[k][env] for k in ("test_in", "val_out", "test_out") if env in self._by_split[k]), None
+            )
             if stream == "seen":
                 if env not in self._by_split["train"]:
                     raise ConfigError(f"environment {env} is not a seen environment of {s.path}")
@@ -159,5 +166,5 @@ def _recorded_settings(dataset: Any, path: str) -> dict[str, Any]:
         "dt": dataset.dt,
         "n_seen": len(dataset["train"].env_index.unique()),
         "n_train": windows("train"),
-        "n_test": min(windows("test_in"), windows("test_out")),
+        "n_test": min(windows(name) for name in ("test_in", "val_out", "test_out")),
     }

@@ -51,6 +51,7 @@ class Kolmogorov(GridSystem):
         "quick": {
             "n_re": 9,
             "n_seen": 4,
+            "val_fraction": 0.4,
             "n_train": 6,
             "n_test": 2,
             "n_frames": 31,
@@ -62,6 +63,7 @@ class Kolmogorov(GridSystem):
         "paper": {
             "n_re": 51,
             "n_seen": 12,
+            "val_fraction": 0.25,
             "n_train": 20,
             "n_test": 20,
             "n_frames": 51,

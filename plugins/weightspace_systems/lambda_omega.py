@@ -57,10 +57,11 @@ class LambdaOmega(GridSystem):
     Settings = LambdaOmegaSettings
     profiles = {
         "quick": {
-            "n_beta": 9,
+            "n_beta": 17,
             "n_seen": 4,
+            "val_fraction": 0.4,
             "n_train": 6,
-            "n_test": 2,
+            "n_test": 5,
             "n_frames": 41,
             "dt": 0.1,
             "resolution": 32,
@@ -70,6 +71,7 @@ class LambdaOmega(GridSystem):
         "paper": {
             "n_beta": 51,
             "n_seen": 12,
+            "val_fraction": 0.25,
             "n_train": 20,
             "n_test": 20,
             "n_frames": 101,

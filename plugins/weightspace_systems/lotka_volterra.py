@@ -47,8 +47,8 @@ class LotkaVolterra(System):
     is_ode = True
     Settings = LotkaVolterraSettings
     profiles = {
-        "quick": {"n_b": 5, "n_d": 5, "n_seen": 8, "n_train": 6, "n_test": 2},
-        "paper": {"n_b": 11, "n_d": 11, "n_seen": 24, "n_train": 20, "n_test": 20},
+        "quick": {"n_b": 5, "n_d": 5, "n_seen": 8, "val_fraction": 0.5, "n_train": 6, "n_test": 5},
+        "paper": {"n_b": 11, "n_d": 11, "n_seen": 24, "val_fraction": 0.2, "n_train": 20, "n_test": 20},
     }
 
     def environments(self) -> torch.Tensor:

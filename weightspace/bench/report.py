@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from weightspace.errors import StorageError
-from weightspace.evaluate.evaluation import TEST_SPLITS
+from weightspace.evaluate.evaluation import EVALUATED_SPLITS
 from weightspace.plots import plot_environment_map, plot_error_curves, plot_generation_cost, plot_sweep
 from weightspace.storage import read_json, write_json, write_text
 
@@ -204,7 +204,7 @@ def compare(rows: list[dict[str, Any]], main: str | None) -> list[dict[str, Any]
                 **paired_comparison(main_rows, others),
             }
         )
-    order = {split: i for i, split in enumerate(TEST_SPLITS)}
+    order = {split: i for i, split in enumerate(EVALUATED_SPLITS)}
     return sorted(comparisons, key=lambda c: (c["system"], c["architecture"], order.get(c["split"], len(order))))
 
 
@@ -229,6 +229,25 @@ def comparisons_table(comparisons: list[dict[str, Any]], main: str) -> str:
             f"| {number(c['mean_diff'])} | {ci} | {envs} | {c['n_seeds']} | {c['verdict']} |"
         )
     return "\n".join(lines)
+
+
+def ceiling_warnings(summary: list[dict[str, Any]]) -> list[str]:
+    """A line for each method that beats the reference (One-per-Env) in domain (``test_in``), where
+    the reference trains on the very environment it is scored on: the ceiling is weak there, and
+    ratios to it overstate how close a method comes to the best possible expert."""
+    reference = {(r["system"], r["architecture"]): r for r in summary if _is_upper(r) and r["split"] == "test_in"}
+    warnings = []
+    for r in summary:
+        ref = reference.get((r["system"], r["architecture"]))
+        if ref is None or _is_upper(r) or r["split"] != "test_in" or r["sweep"] is not None:
+            continue
+        if r["rmse_mean"] < ref["rmse_mean"]:
+            warnings.append(
+                f"{r['method']} ({r['group']}) beats the reference {ref['method']} in domain on {r['system']} / "
+                f"{r['architecture']} ({r['rmse_mean']:.4f} against {ref['rmse_mean']:.4f}): the ceiling is weak "
+                "there, so ratios to it flatter every method"
+            )
+    return warnings
 
 
 def _is_upper(row: dict[str, Any]) -> bool:
@@ -402,9 +421,10 @@ def _table(
     extra: dict[str, Callable[[dict | None, dict | None], str]] | None = None,
 ) -> str:
     """Markdown: one row per label (``select`` maps a summary row to its label, or None to skip it);
-    per system and architecture the in- and out-domain RMSE, the out-domain ratio to the reference
-    method and the ``extra`` columns (each given the label's in- and out-domain rows); the lowest
-    RMSE of each column in bold (the reference excluded)."""
+    per system and architecture the RMSE on seen (``test_in``), validation (``val_out``) and test
+    (``test_out``) environments, the test ratio to the reference method and the ``extra`` columns
+    (each given the label's ``test_in`` and ``test_out`` rows); the lowest RMSE of each column in
+    bold (the reference excluded)."""
     extra = extra or {}
     cell: dict[tuple, dict] = {}
     for r in summary:
@@ -415,23 +435,24 @@ def _table(
     header = [head]
     for system, arch in columns:
         refs = _ordered(r["reference_method"] for k, r in cell.items() if k[1:3] == (system, arch))
-        header += [f"{system} / {arch} in", "out", f"out ÷ {' / '.join(filter(None, refs)) or 'reference'}", *extra]
+        header += [f"{system} / {arch} in", "val", "out", f"out ÷ {' / '.join(filter(None, refs)) or 'reference'}"]
+        header += list(extra)
     best = {}
     for system, arch in columns:
-        for split in TEST_SPLITS:
+        for split in EVALUATED_SPLITS:
             values = [r["rmse_mean"] for k, r in cell.items() if k[1:] == (system, arch, split) and not _is_upper(r)]
             best[(system, arch, split)] = min(values) if values else None
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label in labels:
         parts = [label]
         for system, arch in columns:
-            rows = [cell.get((label, system, arch, split)) for split in TEST_SPLITS]
-            for split, row in zip(TEST_SPLITS, rows):
+            rows = [cell.get((label, system, arch, split)) for split in EVALUATED_SPLITS]
+            for split, row in zip(EVALUATED_SPLITS, rows):
                 is_best = row is not None and not _is_upper(row) and row["rmse_mean"] == best[(system, arch, split)]
                 parts.append(_fmt(row, is_best))
-            ratio = rows[1] and rows[1]["ratio_to_reference"]
+            ratio = rows[-1] and rows[-1]["ratio_to_reference"]
             parts.append(f"{ratio:.2f}x" if ratio else "-")
-            parts += [fn(*rows) for fn in extra.values()]
+            parts += [fn(rows[0], rows[-1]) for fn in extra.values()]
         lines.append("| " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
@@ -463,15 +484,19 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
         f"# Bench report: {Path(results['matrix']).name}",
         f"{results['cells']} cells, written {results['written']}. RMSE of the whole autoregressive rollout on "
         "per-channel normalized states, pooled over the test trajectories of each split's environments (in: seen "
-        "environments, new initial conditions; out: unseen environments); mean over seeds (± their std when "
-        "there are several). Lowest per column in bold, the reference method (trained on the test environment "
-        "itself; the ratio column's denominator) excluded.",
+        "environments, new initial conditions; val: unseen validation environments, on which every setting is "
+        "chosen; out: unseen test environments, only reported); mean over seeds (± their std when there are "
+        "several). Lowest per column in bold, the reference method (trained on the evaluated environment itself; "
+        "the ratio column's denominator) excluded.",
         "## Methods",
         methods_table(results),
         "NN ratio: median function distance from generated experts (out-domain) to their nearest zoo expert, over "
         "that between zoo experts of different environments; below 1, generated experts sit closer to the zoo "
         "than the zoo's environments sit to each other.",
     ]
+    weak = ceiling_warnings(summary)
+    if weak:
+        sections += ["## Ceiling check", "\n".join(f"- {w}" for w in weak)]
     # results.json written before comparisons existed: pair them from its rows
     comparisons = results.get("comparisons")
     if comparisons is None:

@@ -20,7 +20,7 @@ from weightspace.registry import default_registry
 
 def run(args: argparse.Namespace) -> None:
     from weightspace.bench.report import finetune_reach
-    from weightspace.evaluate.evaluation import TEST_SPLITS, evaluate
+    from weightspace.evaluate.evaluation import EVALUATED_SPLITS, evaluate
     from weightspace.method import RUN_METHOD, EvaluationOptions
     from weightspace.pipeline.run import Run
     from weightspace.plots import plot_error_curves, plot_finetune_curves
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     methods = [RUN_METHOD if run and m == run.method else m for m in args.method or []]
     methods = methods or ([RUN_METHOD] if run else zoo_only)
     with progress_bars() as progress:
-        task = progress.add_task("evaluating", total=len(methods) * len(TEST_SPLITS))
+        task = progress.add_task("evaluating", total=len(methods) * len(EVALUATED_SPLITS))
 
         def log(message: str) -> None:
             progress.update(task, description=message)

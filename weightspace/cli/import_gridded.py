@@ -34,18 +34,21 @@ def run(args: argparse.Namespace) -> None:
         n_frames=args.frames,
         stride=args.stride,
         n_seen=args.n_seen,
+        n_val=args.n_val,
         seed=args.seed,
         max_missing=args.max_missing,
     )
     summary = import_gridded(args.input, settings, args.out)
     table = Table(title=f"imported {args.input} -> {summary.path}")
-    for column in ("environments", "seen", "unseen", "train windows / env", "test windows / env", "dropped"):
+    columns = ("environments", "seen", "validation", "test", "train windows / env", "test windows / env", "dropped")
+    for column in columns:
         table.add_column(column, justify="right")
     n = summary.n_envs
     table.add_row(
         str(n),
         str(summary.n_seen),
-        str(n - summary.n_seen),
+        str(summary.n_val),
+        str(n - summary.n_seen - summary.n_val),
         str(summary.n_train),
         str(summary.n_test),
         str(len(summary.dropped)),
@@ -72,7 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=positive_int, default=24, help="frames per trajectory window (default: 24)")
     p.add_argument("--stride", type=positive_int, default=None, help="frames between windows (default: --frames)")
     p.add_argument("--n-seen", type=positive_int, default=None, help="seen environments (default: a third)")
+    p.add_argument(
+        "--n-val", type=positive_int, default=None, help="unseen environments for validation (default: half the unseen)"
+    )
     p.add_argument("--max-missing", type=finite_float, default=0.2, help="drop environments with more missing values")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the seen/unseen split (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the seen/validation/test split (default: 0)")
     p.add_argument("--out", required=True, help="the dataset file to write (.h5)")
     p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""`weightspace simulate`: a system's train/test_in/test_out splits to HDF5, with a preview."""
+"""`weightspace simulate`: a system's train/test_in/val_out/test_out splits to HDF5, with a preview."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="simulate a system's train/test_in/test_out splits to HDF5, with a preview")
+    p = sub.add_parser(
+        "simulate", help="simulate a system's train/test_in/val_out/test_out splits to HDF5, with a preview"
+    )
     p.add_argument("system", help="registered system name (see `weightspace plugins`)")
     p.add_argument("--profile", default="quick", help="settings profile: quick (CPU) or paper (default: quick)")
     p.add_argument("--out", required=True, help="output folder; writes SYSTEM-PROFILE.h5 and SYSTEM-PROFILE.png")

@@ -46,8 +46,13 @@ def run(args: argparse.Namespace) -> None:
     if "nearest_training_function_error" in held:  # absent from stages built before it was measured
         summary += f" (nearest training expert: {held['nearest_training_function_error']:.4g})"
     table.add_row("encoder", folders["encoder"], summary)
-    last = run.summary("generator")["history"][-1]
-    table.add_row("generator", folders["generator"], f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}")
+    generator = run.summary("generator")
+    last = generator["history"][-1]
+    summary = f"generator loss {last['diffusion']:.4g}, aux {last['aux']:.4g}"
+    kept = [v for v in generator.get("validation", ()) if v["step"] == generator.get("kept_step")]
+    if kept:  # a validated stage: the weights kept and their validation rollout RMSE
+        summary += f"; kept step {kept[0]['step']} (val_out RMSE {kept[0]['val_rmse']:.4g})"
+    table.add_row("generator", folders["generator"], summary)
     console.print(table)
     console.print(f"trained or resumed in {time.perf_counter() - start:.1f} s")
 

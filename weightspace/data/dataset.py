@@ -1,9 +1,10 @@
 """Trajectory datasets on disk: one HDF5 file per system and profile (see docs/data-format.md).
 
-Layout: groups ``train``, ``test_in`` (seen environments, new initial conditions) and ``test_out``
-(unseen environments), each with ``trajectories`` ``[n, T, *state]``, ``env_params`` ``[n, P]`` and
-``env_index`` ``[n]``; file attributes name the system, profile, parameters, channels, the time
-between frames, the seed, the settings and solver, and the weightspace version. Files are written
+Layout: groups ``train``, ``test_in`` (seen environments, new initial conditions), ``val_out``
+(unseen validation environments) and ``test_out`` (unseen test environments), each with
+``trajectories`` ``[n, T, *state]``, ``env_params`` ``[n, P]`` and ``env_index`` ``[n]``; file
+attributes name the system, profile, parameters, channels, the time between frames, the seed, the
+environment split, the settings and solver, and the weightspace version. Files are written
 atomically; reading checks the layout and names what is wrong.
 """
 
@@ -22,7 +23,7 @@ import torch
 from weightspace.errors import StorageError
 from weightspace.storage import atomic_path
 
-SPLITS = ("train", "test_in", "test_out")
+SPLITS = ("train", "test_in", "val_out", "test_out")
 OPTIONAL_SPLITS = ("oracle", "observed")
 """``oracle``: training-period data of unseen environments, where a dataset has them (imported
 data cannot simulate them), for the One-per-Env reference. ``observed``: one window per
@@ -89,8 +90,14 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             if missing:
                 raise StorageError(f"{path} is not a weightspace dataset: missing attributes {', '.join(missing)}")
             attrs = {k: _attr(v) for k, v in f.attrs.items()}
-            for key in ("settings", "solver"):
-                attrs[key] = json.loads(attrs[key])
+            for key in ("settings", "solver", "environment_split"):
+                if key in attrs:
+                    attrs[key] = json.loads(attrs[key])
+            if "val_out" not in f and "test_out" in f:
+                raise StorageError(
+                    f"{path} was written by an older weightspace, before unseen environments were split into "
+                    "validation and test ones: simulate (or import) it again"
+                )
             splits = {}
             for name in (*SPLITS, *(s for s in OPTIONAL_SPLITS if s in f)):
                 if name not in f or any(k not in f[name] for k in ("trajectories", "env_params", "env_index")):
@@ -128,9 +135,11 @@ def read_env_index(path: str | os.PathLike, split: str) -> torch.Tensor:
 
 def check_layout(dataset: Dataset, where: str) -> None:
     """Raise a :class:`StorageError` unless every split matches the file's own attributes:
-    trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,
-    ``env_params`` ``[n, P]`` with one column per parameter name, ``env_index`` integers. A file
-    whose arrays contradict its names would otherwise fail far from the file, inside a model."""
+        trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,
+        ``env_params`` ``[n, P]`` with one column per parameter name, ``env_index`` integers; and no
+    environment in two of ``train``, ``val_out`` and ``test_out`` (a choice made on a validation
+    environment that is also scored would leak into the test figures). A file
+        whose arrays contradict its names would otherwise fail far from the file, inside a model."""
     system = dataset.attrs.get("system")
     channels, params = list(dataset.attrs["channel_names"]), list(dataset.attrs["param_names"])
     for name, split in dataset.splits.items():
@@ -151,6 +160,13 @@ def check_layout(dataset: Dataset, where: str) -> None:
             )
         if split.env_index.dtype.is_floating_point or split.env_index.dtype.is_complex:
             raise StorageError(f"{what} holds {split.env_index.dtype} env_index; expected integers")
+    parts = {name: set(dataset.splits[name].env_index.tolist()) for name in ("train", "val_out", "test_out")}
+    for a, b in (("train", "val_out"), ("train", "test_out"), ("val_out", "test_out")):
+        shared = sorted(parts[a] & parts[b])
+        if shared:
+            raise StorageError(
+                f"{where}: environment(s) {shared[:5]} are in both {a!r} and {b!r}; the splits must be disjoint"
+            )
 
 
 def _attr(value: Any) -> Any:

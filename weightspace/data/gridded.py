@@ -2,17 +2,17 @@
 
 ``import_gridded`` reads NetCDF (or any HDF5 xarray opens) or zarr through xarray, cuts
 environments (regular lat/lon tiles, or the values of a dimension such as an ensemble member),
-resamples each to a fixed tile grid, splits environments into seen and unseen ones (seeded) and
+resamples each to a fixed tile grid, splits environments into seen, validation and test ones (seeded) and
 time into a training and a test period, cuts each period into windows of ``n_frames`` (the
 trajectories), normalizes each channel with the statistics of the seen environments' training
 period only (a plain mean and standard deviation over the resampled tiles' points), and writes
 the simulators' HDF5 layout (``docs/data-format.md``) plus two splits: ``oracle``, the unseen
-environments' training period, which One-per-Env trains on since imported data cannot be
+(validation and test) environments' training period, which One-per-Env trains on since imported data cannot be
 simulated; and ``observed``, one window per environment (seen and unseen) whose first frames
 adaptation methods observe.
 
 The ``observed`` window is the first ``n_frames`` steps of the test period, and the scored test
-windows (``test_in``, ``test_out``) are cut from the steps after it, so observed frames never
+windows (``test_in``, ``val_out``, ``test_out``) are cut from the steps after it, so observed frames never
 overlap a scored window in time (a simulator's ``observed`` stream is likewise a fresh trajectory,
 independent of the scored ones). It is taken from the test period rather than from the last
 pre-test frames because those are training data (the seen environments' ``train``, the unseen
@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from weightspace import __version__
 from weightspace.data.dataset import Dataset, Split, write_dataset
 from weightspace.errors import ConfigError, StorageError
+from weightspace.system import check_split, random_split
 
 TIME_NAMES = ("time", "valid_time", "t")
 LAT_NAMES = ("latitude", "lat", "y")
@@ -73,6 +74,8 @@ class GriddedImport:
     """Frames between window starts (default: ``n_frames``, non-overlapping)."""
     n_seen: int | None = None
     """Seen environments (default: a third, at least one)."""
+    n_val: int | None = None
+    """Unseen environments set aside for validation (default: half the unseen ones, at least one)."""
     seed: int = 0
     max_missing: float = 0.2
     """Environments with a larger fraction of missing values (NaN, e.g. land) are dropped."""
@@ -93,6 +96,7 @@ class ImportSummary:
     path: Path
     n_envs: int
     n_seen: int
+    n_val: int
     n_train: int
     n_test: int
     dropped: list[dict[str, Any]]
@@ -290,10 +294,10 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
 
     n_envs = len(kept)
     n_seen = settings.n_seen if settings.n_seen is not None else max(1, round(n_envs / 3))
-    if not 0 < n_seen < n_envs:
-        raise ConfigError(f"n_seen must be between 1 and {n_envs - 1} ({n_envs} environments kept)")
-    order_ = torch.randperm(n_envs, generator=torch.Generator().manual_seed(settings.seed))
-    seen, unseen = order_[:n_seen].sort().values, order_[n_seen:].sort().values
+    n_val = settings.n_val if settings.n_val is not None else max(1, (n_envs - n_seen) // 2)
+    check_split(f"the import ({len(kept)} environments kept)", n_envs, n_seen, n_val)
+    seen, val, test = random_split(n_envs, n_seen, n_val, settings.seed)
+    unseen = torch.cat([val, test]).sort().values
 
     reference = train_period[seen].transpose(0, 3).flatten(1)  # [C, ...]: the seen training period only
     mean = torch.stack([c[torch.isfinite(c)].mean() for c in reference])
@@ -316,6 +320,7 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
         **asdict(settings),
         "n_frames": settings.n_frames,
         "n_seen": n_seen,
+        "n_val_envs": n_val,
         "n_train": n_train,
         "n_test": n_test,
         "dt": dt,
@@ -341,7 +346,8 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
         {
             "train": split(train_period, seen),
             "test_in": split(test_period, seen),
-            "test_out": split(test_period, unseen),
+            "val_out": split(test_period, val),
+            "test_out": split(test_period, test),
             "oracle": split(train_period, unseen),
             "observed": split(observed, torch.arange(n_envs)),
         },
@@ -352,13 +358,14 @@ def import_gridded(path: str | Path, settings: GriddedImport, out: str | Path) -
             "channel_names": list(settings.variables),
             "dt": dt,
             "seed": settings.seed,
+            "environment_split": {"seen": seen.tolist(), "val": val.tolist(), "test": test.tolist()},
             "settings": settings_record,
             "solver": solver,
             "version": f"weightspace {__version__}, torch {torch.__version__}",
         },
     )
     write_dataset(out, dataset)
-    return ImportSummary(out, n_envs, n_seen, n_train, n_test, dropped, float(np.mean(filled)))
+    return ImportSummary(out, n_envs, n_seen, n_val, n_train, n_test, dropped, float(np.mean(filled)))
 
 
 def _split_index(times: np.ndarray, split: str) -> int:

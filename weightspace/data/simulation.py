@@ -1,7 +1,9 @@
 """Build a system's dataset: split environments, simulate every split, record how it was made.
 
 Seen environments get ``n_train + n_test`` trajectories each (the first ``n_train`` are ``train``,
-the rest ``test_in``); unseen environments get ``n_test`` (``test_out``). Environments are simulated
+the rest ``test_in``); unseen environments get ``n_test``: the validation ones are ``val_out``, the
+test ones ``test_out``. Unseen environments of both kinds draw from one seed stream, so an
+environment's trajectories do not depend on which part it fell in. Environments are simulated
 in chunks of about ``CHUNK_TRAJECTORIES`` trajectories (larger batches cost more per trajectory on a
 CPU), and every environment's initial conditions come from its own seeded generator, so the data do
 not depend on the chunking.
@@ -16,7 +18,7 @@ import torch
 from weightspace import __version__
 from weightspace.config import config_to_dict
 from weightspace.data.dataset import Dataset, Split
-from weightspace.errors import PluginError, SimulationError
+from weightspace.errors import ConfigError, PluginError, SimulationError
 from weightspace.system import System
 
 CHUNK_TRAJECTORIES = 32
@@ -76,13 +78,15 @@ def check_trajectories(system: System, env_index: torch.Tensor, n_traj: int, tra
 def build_dataset(
     system: System, seed: int, advance: Callable[[int], None] | None = None, device: str | torch.device = "cpu"
 ) -> Dataset:
-    """The three splits of ``system`` at its profile, solved on ``device``; ``advance(n)`` reports
-    n environments done."""
+    """The splits of ``system`` at its profile, solved on ``device``: environments split by the
+    system's ``split_seed``, trajectories drawn from ``seed``; ``advance(n)`` reports n environments
+    done."""
     s = system.settings
-    seen, unseen = system.split(seed)
+    seen, val, test = system.split(s.split_seed)
     envs = system.environments()
     seen_traj = simulate_split(system, seen, s.n_train + s.n_test, seed, "seen", advance, device)
-    unseen_traj = simulate_split(system, unseen, s.n_test, seed, "unseen", advance, device)
+    val_traj = simulate_split(system, val, s.n_test, seed, "unseen", advance, device)
+    test_traj = simulate_split(system, test, s.n_test, seed, "unseen", advance, device)
 
     def flat(traj: torch.Tensor, index: torch.Tensor) -> Split:
         n = traj.shape[1]
@@ -92,7 +96,8 @@ def build_dataset(
     splits = {
         "train": flat(seen_traj[:, : s.n_train], seen),
         "test_in": flat(seen_traj[:, s.n_train :], seen),
-        "test_out": flat(unseen_traj, unseen),
+        "val_out": flat(val_traj, val),
+        "test_out": flat(test_traj, test),
     }
     attrs = {
         "system": system.name,
@@ -101,8 +106,19 @@ def build_dataset(
         "channel_names": list(system.channel_names),
         "dt": float(s.dt),
         "seed": int(seed),
+        "environment_split": {name: part.tolist() for name, part in zip(("seen", "val", "test"), (seen, val, test))},
         "settings": config_to_dict(s),
         "solver": system.solver_attributes(),
         "version": f"weightspace {__version__}, torch {torch.__version__}",
     }
     return Dataset(splits, attrs)
+
+
+def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:
+    """The first ``length`` frames ``[E, L, *state]`` of one trajectory per environment, from the seed
+    stream ``observed``: what every adaptation method (fine-tuning, generation) gets to see."""
+    if not 0 < length <= system.settings.n_frames:
+        raise ConfigError(
+            f"{length} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
+        )
+    return simulate_split(system, env_index, 1, seed, "observed")[:, 0, :length].float()

@@ -14,23 +14,13 @@ import time
 
 import torch
 
+from weightspace.data.simulation import observed_frames as observed_frames  # its home; plugins import it here
 from weightspace.data.simulation import simulate_split
 from weightspace.data.trajectories import by_environment
-from weightspace.errors import ConfigError
 from weightspace.graph import Params
-from weightspace.system import System, derived_seed
+from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
-from weightspace.zoo.trainer import TrainConfig, TrainingData, train_experts
-
-
-def observed_frames(system: System, env_index: torch.Tensor, length: int, seed: int) -> torch.Tensor:
-    """The first ``length`` frames ``[E, L, *state]`` of one trajectory per environment, from the seed
-    stream ``observed``: what every adaptation method (fine-tuning, generation) gets to see."""
-    if not 0 < length <= system.settings.n_frames:
-        raise ConfigError(
-            f"{length} observed frames requested; a {system.name} trajectory has {system.settings.n_frames}"
-        )
-    return simulate_split(system, env_index, 1, seed, "observed")[:, 0, :length].float()
+from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
 
 
 def base_experts(zoo: Zoo, n_envs: int) -> Params:
@@ -55,21 +45,26 @@ def training_data(zoo: Zoo, train: torch.Tensor) -> TrainingData:
     return TrainingData(train[:, : train.shape[1] - n_val], train[:, -max(n_val, 1) :], zoo.scale, zoo.dt)
 
 
+def train_environments(
+    zoo: Zoo, init: Params, env_index: torch.Tensor, data: TrainingData, config: TrainConfig, label: str
+) -> tuple[TrainResult, float]:
+    """Expert e trained from ``init`` (``{name: [E, ...]}``, row e) on environment e's ``data`` with the
+    zoo's trainer and ``config``, its minibatches seeded by ``label`` and its environment; returns the
+    trainer's result (each expert's best-by-validation parameters, loss and step) and the seconds per
+    expert."""
+    n = len(env_index)
+    seeds = [derived_seed(zoo.manifest["seed"], label, int(e)) for e in env_index]
+    start = time.perf_counter()
+    result = train_experts(
+        zoo.adapter, init, data, list(range(n)), seeds, config, expert_batch=zoo.zoo_settings.expert_batch
+    )
+    return result, (time.perf_counter() - start) / n
+
+
 def finetune_base(
     zoo: Zoo, env_index: torch.Tensor, data: TrainingData, config: TrainConfig, label: str
 ) -> tuple[Params, float]:
     """The base fine-tuned on each environment's ``data`` with the zoo's trainer and ``config``, each
     expert seeded by ``label`` and its environment; returns the experts and the seconds per expert."""
-    n = len(env_index)
-    seeds = [derived_seed(zoo.manifest["seed"], label, int(e)) for e in env_index]
-    start = time.perf_counter()
-    result = train_experts(
-        zoo.adapter,
-        base_experts(zoo, n),
-        data,
-        list(range(n)),
-        seeds,
-        config,
-        expert_batch=zoo.zoo_settings.expert_batch,
-    )
-    return result.params, (time.perf_counter() - start) / n
+    result, seconds = train_environments(zoo, base_experts(zoo, len(env_index)), env_index, data, config, label)
+    return result.params, seconds

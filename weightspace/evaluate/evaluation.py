@@ -1,4 +1,4 @@
-"""Evaluate adaptation methods by rollout on the test splits, and summarise results as rows of one schema.
+"""Evaluate adaptation methods by rollout on the held-out splits, and summarise results as rows of one schema.
 
 Every method (:mod:`weightspace.method`, looked up in the registry by name) yields one expert per
 evaluated environment. Each test trajectory is predicted from its initial frame over the whole
@@ -10,7 +10,9 @@ split) holds::
     n_envs, n_traj, seconds_per_env, rmse_per_step, per_env, reference, fine_tunes_observed
 
 plus the evaluation options the method reads and its own fields, where mean and std run over all
-test trajectories of all environments of the split, and ``per_env`` lists each environment's
+test trajectories of all environments of the split (``test_in``: seen environments, new initial
+conditions; ``val_out``: unseen validation environments, what every choice is made on; ``test_out``:
+unseen test environments, only reported), and ``per_env`` lists each environment's
 parameters and mean RMSE (for maps over the environment grid). ``reference`` and
 ``fine_tunes_observed`` carry the method's roles (see :class:`weightspace.method.Method`), so a
 report drawn from rows alone needs no plugin.
@@ -30,7 +32,7 @@ from weightspace.pipeline.run import Run
 from weightspace.registry import Registry, default_registry
 from weightspace.zoo import Zoo
 
-TEST_SPLITS = ("test_in", "test_out")
+EVALUATED_SPLITS = ("test_in", "val_out", "test_out")
 
 
 def rollout_summary(zoo: Zoo, params: Params, environments: Environments) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def rollout_summary(zoo: Zoo, params: Params, environments: Environments) -> dic
 
 
 def split_environments(zoo: Zoo, split: str) -> Environments:
-    """The environments of a test split of the zoo's dataset, with their test trajectories."""
+    """The environments of an evaluated split of the zoo's dataset, with their test trajectories."""
     return Environments(split, *by_environment(zoo.dataset()[split]))
 
 
@@ -75,7 +77,7 @@ def evaluate(
     registry: Registry | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> list[dict[str, Any]]:
-    """Rows of every method ``names`` on both test splits of the zoo's dataset (``run``: the trained
+    """Rows of every method ``names`` on the evaluated splits of the zoo's dataset (``run``: the trained
     run the methods that ``needs_run`` adapt; its zoo is ``zoo``)."""
     options = options or EvaluationOptions()
     chosen = methods(names, registry)
@@ -85,7 +87,7 @@ def evaluate(
     if run is not None and run.zoo.path != zoo.path:
         raise ConfigError(f"run {run.path} was trained on zoo {run.zoo.path}, not {zoo.path}")
     rows = []
-    for split in TEST_SPLITS:
+    for split in EVALUATED_SPLITS:
         environments = split_environments(zoo, split)
         for method in chosen:
             label = method.label(run)

@@ -10,9 +10,11 @@ objective and the sampler are its subclasses' business (diffusion:
   standard deviation of what remains (buffers fitted once on the training latents), so the model
   works at unit variance on what distinguishes experts: zoo experts descend from one base, and
   their latents differ from each other far less than tokens differ from each other.
-- Classifier-free guidance: during training the condition is replaced by a learned null condition
-  with probability ``condition_dropout``; at sampling the conditional and unconditional outputs are
-  mixed with ``guidance`` (1 = conditional only).
+- Classifier-free guidance, off by default: during training the condition is replaced by a learned
+  null condition with probability ``condition_dropout``; at sampling the conditional and
+  unconditional outputs are mixed with ``guidance`` (1 = conditional only). The defaults (no
+  dropout, guidance 1) train no null condition, since sampling at guidance 1 never reads it: a
+  guidance other than 1 is a setting to choose on validation environments, and needs a dropout.
 - Optionally (``mean_head`` > 0, off in the paper's DynaDiff) an MLP regresses the environment's
   mean standardized latent from the condition, and the objective models only what remains, as
   CorrDiff does for weather (Mardani et al., 2023: regression for the mean, diffusion for the rest).
@@ -40,8 +42,10 @@ from weightspace.config import require_positive
 
 @dataclass(frozen=True)
 class GuidanceConfig:
-    condition_dropout: float = 0.1
+    condition_dropout: float = 0.0
+    """Share of training conditions replaced by the null condition (classifier-free guidance)."""
     guidance: float = 1.0
+    """Weight of the conditional output against the unconditional one at sampling (1: conditional only)."""
     mean_head: int = 0
     """Hidden width of the MLP regressing each environment's mean latent from the condition (0: none)."""
 
@@ -51,6 +55,11 @@ class GuidanceConfig:
             raise ValueError(f"mean_head must be >= 0 (0: no mean head), got {self.mean_head}")
         if not 0 <= self.condition_dropout < 1:
             raise ValueError("condition_dropout must be in [0, 1)")
+        if self.guidance != 1.0 and self.condition_dropout == 0:
+            raise ValueError(
+                f"guidance {self.guidance} mixes in the unconditional output, which is learned only with "
+                "condition_dropout > 0 (e.g. 0.1)"
+            )
 
 
 class LatentModel(Generator):

@@ -4,7 +4,11 @@ Training pairs every zoo expert's latent (the encoder's mean) with L consecutive
 training trajectory of the expert's environment, L drawn at random in [1, L_max] per step so that
 any observation length works at test time. The prompter (condition) and the generator (denoising
 objective) are trained jointly, plus ``aux_weight`` times the prompter's regression of the
-environment parameters. An exponential moving average of both is kept and is what gets saved.
+environment parameters. An exponential moving average of both is kept and is what gets saved: the
+last one, or, when training validates (``validate_every``), the one whose generated experts rolled
+out best on the validation environments (:func:`validation_rmse`), never a test environment. The
+denoising loss says how well latents are modelled, not how well the experts decoded from them
+predict; the validation rollout measures what the run is for.
 
 Adaptation is gradient-free: prompt, sample N candidate latents, decode them to parameters, and keep
 the candidate whose rollout best reproduces the observed frames (one-step operators predict frame
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +34,7 @@ from weightspace.config import MAX_COUNT, config_to_dict, require_at_most, requi
 from weightspace.data.trajectories import ChannelScale
 from weightspace.errors import ConfigError, WeightError
 from weightspace.graph import Params, check_params
-from weightspace.metrics import observation_residual
+from weightspace.metrics import observation_residual, rollout_experts
 from weightspace.pipeline.encoding import WeightCodec
 from weightspace.storage import atomic_path, load_tensors, read_json, save_tensors
 
@@ -46,12 +51,26 @@ class GeneratorTraining:
     seed: int | None = None
     """Seeds this stage alone (initialization, batches, noise), for a seed study of the generator
     over one zoo and encoder; default: the run's seed."""
+    validate_every: int = 0
+    """Steps between validations of the EMA weights on the validation environments (and at the
+    last step); the best validated weights are kept. 0: no validation, the last weights are kept."""
+    patience: int = 0
+    """Validations without improvement after which training stops early (0: never)."""
+    val_observed_frames: int = 4
+    """L of the validation: observed frames per validation environment (as the evaluation's L)."""
+    val_candidates: int = 16
+    """Candidates per validation environment (as the evaluation's; 1 when L = 1)."""
 
     def __post_init__(self) -> None:
-        require_positive(self, "steps", "lr", "batch_size", "max_frames", "ema")
-        require_at_most(self, MAX_COUNT, "steps", "batch_size", "max_frames")
+        require_positive(self, "steps", "lr", "batch_size", "max_frames", "ema", "val_observed_frames")
+        require_positive(self, "val_candidates")
+        require_at_most(self, MAX_COUNT, "steps", "batch_size", "max_frames", "val_candidates")
         if self.aux_weight < 0 or self.ema >= 1:
             raise ValueError("aux_weight must be >= 0 and ema < 1")
+        if self.validate_every < 0 or self.patience < 0:
+            raise ValueError("validate_every and patience must be >= 0 (0: off)")
+        if self.patience and not self.validate_every:
+            raise ValueError("patience counts validations: set validate_every too")
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,18 @@ class EnvironmentScale:
         return 2 * (env_params - self.low) / (self.high - self.low) - 1
 
 
+@dataclass(frozen=True)
+class GeneratorFit:
+    """What :func:`fit_generator` records."""
+
+    history: list[dict[str, float]]
+    """Mean denoising and auxiliary losses every 50 steps (``step``, ``diffusion``, ``aux``)."""
+    validation: list[dict[str, float]]
+    """``step`` and ``val_rmse`` of every validation (empty without one)."""
+    kept_step: int
+    """The step whose EMA weights were kept: the best validated one, else the last trained."""
+
+
 def fit_generator(
     generator: Generator,
     prompter: Prompter,
@@ -82,8 +113,10 @@ def fit_generator(
     seed: int,
     advance: Callable[[int], None] | None = None,
     source_latents: torch.Tensor | None = None,
-) -> list[dict[str, float]]:
-    """Train ``generator`` and ``prompter`` jointly; on return both hold their EMA weights.
+    validate: Callable[[Generator, Prompter], float] | None = None,
+) -> GeneratorFit:
+    """Train ``generator`` and ``prompter`` jointly; on return both hold their EMA weights (with
+    ``validate`` and ``training.validate_every``, the EMA weights that ``validate`` scored lowest).
 
     ``latents`` ``[N, tokens, z]`` of N experts; ``expert_group[i]`` indexes the environment of expert i
     into ``trajectories`` ``[G, n, T, *state]`` (raw) and ``env_params`` ``[G, P]`` (normalized).
@@ -92,7 +125,8 @@ def fit_generator(
     frames of its environment's first trajectory (:meth:`Generator.fit_memory`).
 
     Training runs on the generator's device (move both modules first); the data follow it, while
-    every random draw comes from a CPU generator, so a seed gives the same batches on any device."""
+    every random draw comes from a CPU generator, so a seed gives the same batches on any device.
+    Returns the mean losses every 50 steps and the validation scores."""
     rng = torch.Generator().manual_seed(seed)
     device = generator.device
     latents, trajectories, env_params = (t.to(device) for t in (latents, trajectories, env_params))
@@ -111,6 +145,18 @@ def fit_generator(
             target["generator"].fit_source(source_latents)
         target["prompter"].fit_scale(normalized)
     history, totals = [], torch.zeros(2)
+    with torch.no_grad():
+        first_frames = normalized[:, 0, :max_frames]
+
+    def remember(target: torch.nn.ModuleDict) -> None:
+        with torch.no_grad():
+            condition = target["prompter"](first_frames, env_params)[expert_group]
+        target["generator"].fit_memory(latents, condition, expert_group)
+
+    validating = validate is not None and training.validate_every > 0
+    validation: list[dict[str, float]] = []
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    best_step = stale = 0
     modules.train()
     for step in range(1, training.steps + 1):
         idx = torch.randint(len(latents), (training.batch_size,), generator=rng)
@@ -138,12 +184,52 @@ def fit_generator(
             count = (step - 1) % 50 + 1
             history.append({"step": step, "diffusion": float(totals[0] / count), "aux": float(totals[1] / count)})
             totals.zero_()
-    modules.load_state_dict(ema.state_dict())
+        if validating and (step % training.validate_every == 0 or step == training.steps):
+            ema.eval()
+            remember(ema)
+            score = validate(ema["generator"], ema["prompter"])
+            validation.append({"step": step, "val_rmse": score})
+            if best is None or score < best[0]:
+                best, best_step, stale = (score, copy.deepcopy(ema.state_dict())), step, 0
+            else:
+                stale += 1
+            if training.patience and stale >= training.patience:
+                break
+    modules.load_state_dict(best[1] if best is not None else ema.state_dict())
     modules.eval()
-    with torch.no_grad():
-        condition = prompter(normalized[:, 0, :max_frames], env_params)[expert_group]
-    generator.fit_memory(latents, condition, expert_group)
-    return history
+    remember(modules)
+    return GeneratorFit(history, validation, best_step if best is not None else step)
+
+
+def validation_rmse(
+    codec: WeightCodec,
+    observed: torch.Tensor,
+    env_params: torch.Tensor,
+    trajectories: torch.Tensor,
+    scale: ChannelScale,
+    dt: float,
+    n_candidates: int,
+    seed: int,
+) -> Callable[[Generator, Prompter], float]:
+    """A score for :func:`fit_generator`'s ``validate``: the mean rollout RMSE of the experts generated
+    (:func:`generate_experts`, ``n_candidates`` each, sampled from ``seed`` every time, so checkpoints
+    are compared on the same noise) for the validation environments from their observed frames
+    ``[E, L, *state]`` (``env_params`` normalized, for the oracle prompter) on their trajectories
+    ``[E, n, T, *state]``; inf when every candidate of an environment is non-finite."""
+    n_candidates = n_candidates if observed.shape[1] > 1 else 1  # one frame gives no residual to choose by
+
+    def score(generator: Generator, prompter: Prompter) -> float:
+        device = generator.device
+        try:
+            generated = generate_experts(
+                codec, generator, prompter, observed.to(device), env_params.to(device), scale, dt, n_candidates, seed
+            )
+        except WeightError:
+            return math.inf
+        rmse = rollout_experts(codec.adapter, generated.params, trajectories.to(device), scale, dt).rmse.mean()
+        return float(rmse) if torch.isfinite(rmse) else math.inf
+
+    return score
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,9 @@ class Run:
 
     def summary(self, stage: str) -> dict[str, Any]:
         """What a trained stage recorded: the encoder's training history and held-out reconstruction
-        (``history``, ``held_out``), the generator's training history (``history``)."""
+        (``history``, ``held_out``), the generator's training history (``history``) and, for stages
+        built since validation existed, its validations (``validation``) and the step it kept
+        (``kept_step``)."""
         if stage not in ("encoder", "generator"):
             raise ConfigError(f"stage summaries exist for encoder and generator, not {stage!r}")
         return json.loads((self.stages[stage] / "stage.json").read_text())

@@ -29,6 +29,7 @@ import torch
 
 from weightspace.components import Component, Context
 from weightspace.config import config_to_dict, make_config
+from weightspace.data.simulation import observed_frames
 from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError, StorageError
 from weightspace.pipeline.config import RunConfig, content_hash
@@ -42,7 +43,7 @@ from weightspace.pipeline.encoding import (
     reconstruction_error,
     split_holdout,
 )
-from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator
+from weightspace.pipeline.generation import EnvironmentScale, GeneratorTraining, fit_generator, validation_rmse
 from weightspace.pipeline.run import STAGES, Run, load_codec
 from weightspace.registry import Registry, default_registry
 from weightspace.storage import read_json, save_tensors, write_json
@@ -254,8 +255,23 @@ def _build_generator(
     group = torch.searchsorted(data.seen, data.expert_env)
     generator.to(device)
     prompter.to(device)
+    validate = None
+    if training.validate_every:
+        val_index, val_params, val_traj = by_environment(zoo.dataset()["val_out"])
+        length = min(training.val_observed_frames, zoo.system().settings.n_frames)
+        observed = observed_frames(zoo.system(), val_index, length, zoo.manifest["seed"])
+        validate = validation_rmse(
+            codec,
+            observed,
+            env_scale.normalize(val_params),
+            val_traj,
+            zoo.scale,
+            zoo.dt,
+            training.val_candidates,
+            seed,
+        )
     progress.stage(f"generator {s['generator']['name']} + prompter {s['prompter']['name']}", training.steps)
-    history = fit_generator(
+    fit = fit_generator(
         generator,
         prompter,
         latents,
@@ -267,6 +283,7 @@ def _build_generator(
         seed,
         progress.advance,
         source_latents=source,
+        validate=validate,
     )
     generator.cpu()
     prompter.cpu()
@@ -274,7 +291,9 @@ def _build_generator(
     generator.save(folder / "generator")
     prompter.save(folder / "prompter")
     save_tensors(folder / "environments.safetensors", {"low": env_scale.low, "high": env_scale.high})
-    write_json(folder / "stage.json", {"history": history})
+    write_json(
+        folder / "stage.json", {"history": fit.history, "validation": fit.validation, "kept_step": fit.kept_step}
+    )
 
 
 def link_run(plan: RunPlan, out: str | Path, cache: str | Path) -> None:

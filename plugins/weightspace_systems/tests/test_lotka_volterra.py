@@ -18,7 +18,7 @@ def test_profiles_are_data(lv):
     assert env.min() == 0.5 and env.max() == 1.0
     with pytest.raises(ConfigError, match="unknown profile 'huge'"):
         LotkaVolterra("huge")
-    with pytest.raises(ConfigError, match="n_seen must be between 1 and 24"):
+    with pytest.raises(ConfigError, match="25 seen and 1 for validation leave -1 for test"):
         LotkaVolterra("quick", {"n_seen": 25})
 
 
