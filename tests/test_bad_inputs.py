@@ -311,6 +311,10 @@ SET_CASES = [
     "system.n_frames=0",
     "system.dt=nan",
     "system.dt=inf",
+    "system.n_seen=24",  # of 25 environments, 24 seen and 1 for validation leave no test environment
+    "system.val_fraction=0",
+    "system.val_fraction=1",
+    "system.split_seed=-1",
     "arch.hidden_width=0",
     "arch.hidden_width=nan",
     "arch.nope=1",
@@ -329,6 +333,7 @@ def test_zoo_build_set_values(capsys, workdir, assignment):
         ["inspect", "mlp-node", "--set", "hidden_width=0"],
         ["simulate", "lotka-volterra", "--out", "{out}", "--set", "dt=nan"],
         ["simulate", "lotka-volterra", "--out", "{out}", "--set", "n_frames=-3"],
+        ["simulate", "lotka-volterra", "--out", "{out}", "--set", "n_seen=24"],  # no test environment left
     ],
 )
 def test_set_values_of_other_commands(capsys, workdir, argv):
@@ -413,6 +418,7 @@ MATRIX_CASES = {
     "system-no-config": b"[systems.lv]\n[methods.dynadiff]\n",
     "no-methods": f'[systems.lv]\nconfig = "{LV_CONFIG}"\n'.encode(),
     "seeds-string": MATRIX.replace("seeds = [0]", 'seeds = "0"').encode(),
+    "seeds-none": MATRIX.replace("seeds = [0]", "seeds = []").encode(),
     "candidates-0": (f"candidates = 0\n{MATRIX}").encode(),
     "frames-negative": (f"observed_frames = -1\n{MATRIX}").encode(),
     "unknown-baseline": (f'baselines = ["nope"]\n{MATRIX}').encode(),

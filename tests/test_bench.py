@@ -115,6 +115,13 @@ def test_shipped_matrices_plan(name):
     assert {("lotka-volterra", "mlp-node"), ("lambda-omega", "fno")} <= {(c.system, c.architecture) for c in plan.cells}
 
 
+def test_the_protocol_matrix_runs_three_seeds_of_the_tuned_and_the_paper_method_against_every_baseline():
+    plan = plan_bench(Matrix.from_toml(REPO / "benchmarks" / "matrices" / "protocol.toml"))
+    assert {c.seed for c in plan.cells} == {0, 1, 2}
+    assert {c.method for c in plan.cells if c.group == "method"} == {"dynadiff", "dynadiff-paper"}
+    assert {c.system for c in plan.cells} == {"lotka-volterra"}
+
+
 def test_finetune_reach_takes_the_smallest_budget_that_gets_there_or_bounds_it():
     curve = [{"steps": 100, "rmse": 0.4, "seconds_per_env": 1.0}, {"steps": 10, "rmse": 0.6, "seconds_per_env": 0.1}]
     assert finetune_reach(curve, 0.5) == {"reached": True, "steps": 100, "ms": 1000.0}
@@ -268,7 +275,7 @@ def test_ci_matrix_gives_a_sane_report(tmp_path):
     assert results["failed"] == [] and _all_finite(results["rows"])
     summary = {(r["system"], r["method"], r["split"]): r for r in results["summary"] if r["sweep"] is None}
     for system in ("lotka-volterra", "lambda-omega"):
-        for split in ("test_in", "test_out"):
+        for split in ("test_in", "val_out", "test_out"):
             # the upper bound beats the pooled expert, and nothing blows up (normalized states: 1 ~ predicting 0)
             assert (
                 summary[(system, "one-per-env", split)]["rmse_mean"]
