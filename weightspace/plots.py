@@ -103,6 +103,10 @@ def plot_finetune_curves(rows: list[dict], path: str | os.PathLike) -> None:
     _save(fig, path)
 
 
+SPLIT_STYLE = {"test_in": ("--", "in"), "val_out": (":", "val"), "test_out": ("-", "out")}
+"""Line style and short label of each evaluated split in plots."""
+
+
 def plot_sweep(rows: list[dict], sweep: str, title: str, path: str | os.PathLike) -> None:
     """RMSE against a swept value, one line per system and split (bench summary rows of one sweep)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -116,8 +120,8 @@ def plot_sweep(rows: list[dict], sweep: str, title: str, path: str | os.PathLike
             [r["rmse_mean"] for r in line],
             yerr=[r["rmse_seed_std"] for r in line],
             marker="o",
-            ls="-" if split == "test_out" else "--",
-            label=f"{system} / {arch} ({'out' if split == 'test_out' else 'in'})",
+            ls=SPLIT_STYLE[split][0],
+            label=f"{system} / {arch} ({SPLIT_STYLE[split][1]})",
         )
     ax.set_xlabel(sweep.replace("_", " "))
     ax.set_ylabel("rollout RMSE (normalized)")
@@ -153,8 +157,8 @@ def plot_generation_cost(cost: list[dict], path: str | os.PathLike) -> None:
 
 def plot_environment_map(rows: list[dict], method: str, path: str | os.PathLike) -> bool:
     """``method``'s RMSE over a 2-parameter environment grid, seen environments (in-domain test) as
-    circles, unseen as squares (the paper's Figure 4). Returns False, writing nothing, when the
-    system does not have exactly two environment parameters."""
+    circles, validation ones as diamonds, test ones as squares (the paper's Figure 4). Returns False,
+    writing nothing, when the system does not have exactly two environment parameters."""
     points = [(e, r["split"]) for r in rows if r["method"] == method and r["group"] == "method" for e in r["per_env"]]
     if not points or len(points[0][0]["env_params"]) != 2:
         return False
@@ -162,7 +166,7 @@ def plot_environment_map(rows: list[dict], method: str, path: str | os.PathLike)
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     rmse = [e["rmse"] for e, _ in points]
     norm = matplotlib.colors.LogNorm(min(rmse), max(rmse)) if min(rmse) > 0 else None
-    for split, marker, label in (("test_in", "o", "seen"), ("test_out", "s", "unseen")):
+    for split, marker, label in (("test_in", "o", "seen"), ("val_out", "D", "validation"), ("test_out", "s", "test")):
         sel = [e for e, s in points if s == split]
         if sel:
             scatter = ax.scatter(
