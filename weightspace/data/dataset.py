@@ -135,11 +135,11 @@ def read_env_index(path: str | os.PathLike, split: str) -> torch.Tensor:
 
 def check_layout(dataset: Dataset, where: str) -> None:
     """Raise a :class:`StorageError` unless every split matches the file's own attributes:
-        trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,
-        ``env_params`` ``[n, P]`` with one column per parameter name, ``env_index`` integers; and no
+    trajectories float32 ``[n, T, D]`` or ``[n, T, C, H, W]`` with one ``D`` or ``C`` per channel name,
+    ``env_params`` ``[n, P]`` with one column per parameter name, ``env_index`` integers; and no
     environment in two of ``train``, ``val_out`` and ``test_out`` (a choice made on a validation
-    environment that is also scored would leak into the test figures). A file
-        whose arrays contradict its names would otherwise fail far from the file, inside a model."""
+    environment that is also scored would leak into the test figures). A file whose arrays
+    contradict its names would otherwise fail far from the file, inside a model."""
     system = dataset.attrs.get("system")
     channels, params = list(dataset.attrs["channel_names"]), list(dataset.attrs["param_names"])
     for name, split in dataset.splits.items():

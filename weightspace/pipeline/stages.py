@@ -257,9 +257,10 @@ def _build_generator(
     prompter.to(device)
     validate = None
     if training.validate_every:
+        system = zoo.system()
         val_index, val_params, val_traj = by_environment(zoo.dataset()["val_out"])
-        length = min(training.val_observed_frames, zoo.system().settings.n_frames)
-        observed = observed_frames(zoo.system(), val_index, length, zoo.manifest["seed"])
+        length = min(training.val_observed_frames, system.settings.n_frames)
+        observed = observed_frames(system, val_index, length, zoo.manifest["seed"])
         validate = validation_rmse(
             codec,
             observed,
