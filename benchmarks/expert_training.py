@@ -8,6 +8,11 @@ the batched/looped ratio as K grows. The two ways give the same experts (tests/t
 Timing does not depend on the data's values, so the data are random trajectories of each system's
 quick-profile shape.
 
+It also times, in the same run, an FNO training step with neuraloperator's 1x1 convolutions
+computed as matrix products (``weightspace_neuralop.pointwise``, as the adapters build them) against
+the stock ``nn.Conv1d`` (oneDNN grouped convolutions under ``vmap``), at the lambda-omega quick
+profile's shapes.
+
     python benchmarks/expert_training.py [--ks 1,4,16,64] [--steps 10] [--json out.json]
 """
 
@@ -22,11 +27,15 @@ import torch
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
+from torch import nn
 
 from weightspace.data.trajectories import ChannelScale
 from weightspace.registry import default_registry
 from weightspace.zoo import plan_zoo
 from weightspace.zoo.trainer import TrainingData, train_experts
+from weightspace_neuralop.pointwise import PointwiseConv1d
+
+MATMUL_FORWARD = PointwiseConv1d.forward
 
 # (architecture, system): the pairs of the quick-profile zoos
 CASES = (("fno", "kolmogorov"), ("mlp-node", "lotka-volterra"))
@@ -67,6 +76,26 @@ def measure(arch: str, system: str, k: int, steps: int) -> dict:
     }
 
 
+def measure_pointwise(k: int, steps: int) -> dict:
+    """Seconds per step of K FNO experts trained batched, 1x1 convolutions as matmuls and stock."""
+    plan = plan_zoo(default_registry(), "lambda-omega", "fno", "quick")
+    data = _data(plan)
+    config = replace(plan.settings.training(base=False), steps=steps, eval_every=steps, patience=steps)
+    init = plan.adapter.init_params(k, seed=0)
+    group, seeds = [i % data.train.shape[0] for i in range(k)], list(range(k))
+    times = {}
+    for label, forward in (("matmul", MATMUL_FORWARD), ("stock", nn.Conv1d.forward)):
+        PointwiseConv1d.forward = forward
+        try:
+            train_experts(plan.adapter, init, data, group, seeds, replace(config, steps=1))  # warm-up
+            start = time.perf_counter()
+            train_experts(plan.adapter, init, data, group, seeds, config)
+            times[label] = (time.perf_counter() - start) / steps
+        finally:
+            PointwiseConv1d.forward = MATMUL_FORWARD
+    return {"k": k, "matmul_s": times["matmul"], "stock_s": times["stock"], "speedup": times["stock"] / times["matmul"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", default="1,4,16,64")
@@ -91,9 +120,16 @@ def main() -> None:
             f"{r['speedup']:.2f}x",
         )
     Console().print(table)
+    pointwise = [measure_pointwise(k, args.steps) for k in (1, 8)]
+    table = Table(title="FNO (lambda-omega quick) training step: 1x1 convolutions as matmuls vs stock Conv1d")
+    for col in ("K", "matmul ms / step", "stock ms / step", "stock / matmul"):
+        table.add_column(col, justify="right")
+    for r in pointwise:
+        table.add_row(str(r["k"]), f"{1000 * r['matmul_s']:.1f}", f"{1000 * r['stock_s']:.1f}", f"{r['speedup']:.2f}x")
+    Console().print(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump({"batched_vs_looped": rows, "pointwise": pointwise}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,17 @@ def test_the_protocol_matrix_runs_three_seeds_of_the_tuned_and_the_paper_method_
     assert {c.system for c in plan.cells} == {"lotka-volterra"}
 
 
+def test_the_deviations_matrix_switches_one_paper_setting_back_per_ablation():
+    plan = plan_bench(Matrix.from_toml(REPO / "benchmarks" / "matrices" / "deviations.toml"))
+    cells = {c.method: c for c in plan.cells if c.seed == 0}
+    assert set(cells) == {"dynadiff", "paper-one-sample", "paper-ddim-50", "paper-epsilon", "paper-max-frames-10"}
+    generator = {m: plan.runs[c.id].keys["generator"] for m, c in cells.items()}
+    assert generator["paper-one-sample"] == generator["dynadiff"]  # an evaluation option: the same generator
+    assert cells["paper-one-sample"].candidates == 1 and cells["dynadiff"].candidates == 16
+    assert len({generator[m] for m in generator if m != "paper-one-sample"}) == 4
+    assert len({plan.runs[c.id].keys["encoder"] for c in cells.values()}) == 1  # the zoo and encoder are shared
+
+
 def test_finetune_reach_takes_the_smallest_budget_that_gets_there_or_bounds_it():
     curve = [{"steps": 100, "rmse": 0.4, "seconds_per_env": 1.0}, {"steps": 10, "rmse": 0.6, "seconds_per_env": 0.1}]
     assert finetune_reach(curve, 0.5) == {"reached": True, "steps": 100, "ms": 1000.0}

@@ -53,3 +53,49 @@ def test_pipeline_cost_scaling_points_and_slope():
 def test_generator_step_measures_a_lever():
     row = _script("generator_step").measure(6, 4, hidden=8, depth=1, batch=2, threads=1, steps=1)
     assert row["ms_per_step"] > 0 and json.dumps(row)
+
+
+def test_expert_training_times_pointwise_convolutions_against_stock_and_restores_them():
+    script = _script("expert_training")
+    row = script.measure_pointwise(1, steps=1)
+    assert row["matmul_s"] > 0 and row["stock_s"] > 0 and json.dumps(row)
+    assert script.PointwiseConv1d.forward is script.MATMUL_FORWARD
+
+
+def test_profile_change_pairs_before_and_after_per_environment():
+    def results(rmse_by_seed):
+        rows = [
+            {
+                "system": "s",
+                "architecture": "a",
+                "method": "m",
+                "split": "val_out",
+                "sweep": None,
+                "seed": seed,
+                "rmse_mean": sum(rmse) / len(rmse),
+                "per_env": [{"env_index": i, "rmse": r} for i, r in enumerate(rmse)],
+            }
+            for seed, rmse in rmse_by_seed.items()
+        ]
+        return {"rows": rows}
+
+    before = results({s: [1.0, 2.0, 3.0, 4.0] for s in range(3)})
+    after = results({s: [0.5, 1.5, 2.5, 3.5] for s in range(3)})
+    (c,) = _script("profile_change").profile_change(before, after)
+    assert (c["rmse_before"], c["rmse_after"], c["mean_diff"], c["wins"], c["verdict"]) == (2.5, 2.0, 0.5, 4, "better")
+    (same,) = _script("profile_change").profile_change(before, before)
+    assert same["mean_diff"] == 0.0 and same["verdict"] == "tie"
+
+
+def test_one_per_env_cost_trains_every_split_at_once_to_the_same_experts(tmp_path):
+    changes = {
+        "system_settings": {"n_b": 2, "n_d": 2, "n_seen": 2, "n_train": 3, "n_test": 1, "n_frames": 11},
+        "architecture_config": {"hidden_width": 8},
+        "zoo": {"size": 2, "base_steps": 10, "expert_steps": 5, "eval_every": 5, "max_loss": 100.0},
+    }
+    config = REPO / "configs" / "lotka-volterra-quick.toml"
+    row = _script("one_per_env_cost").ceiling_costs(config, tmp_path, changes)
+    assert set(row["environments"]) == {"test_in", "val_out", "test_out"}
+    assert all(n > 0 for n in row["environments"].values())
+    assert row["max_abs_param_difference"] < 1e-4
+    assert len(row["ceiling_at_cap"]) == 3 and row["seconds_all_splits"] > 0

@@ -23,6 +23,8 @@ from weightspace.zoo.trainer import _validation_windows, window_loss
 
 from .test_zoo import tiny_plan
 
+train = train_environments  # One-per-Env's trainer, before a test wraps it
+
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
@@ -145,6 +147,24 @@ def test_one_per_env_is_seeded_and_its_row_fields_are_json(zoo):
     assert all(torch.equal(one[k][0], both[k][1]) for k in one) and not torch.equal(
         both["layers.0.weight"][0], both["layers.0.weight"][1]
     )
+
+
+def test_every_split_trained_at_once_gives_each_split_its_own_experts_and_fields(zoo, monkeypatch):
+    method, options = baselines.OnePerEnv(), EvaluationOptions()
+    splits = [split_environments(zoo, s) for s in ("test_in", "val_out", "test_out")]
+    trained = []
+    monkeypatch.setattr(
+        baselines,
+        "train_environments",
+        lambda zoo, init, env, *a: trained.append(len(env)) or train(zoo, init, env, *a),
+    )
+    together = method.adapt_splits(zoo, None, splits, options)
+    assert trained == [sum(len(e.env_index) for e in splits)] * 2  # one run per start for all splits
+    for environments, part in zip(splits, together):
+        alone = method.adapt(zoo, None, environments, options)
+        for k in alone.params:
+            torch.testing.assert_close(part.params[k], alone.params[k], rtol=1e-4, atol=1e-5)
+        assert part.fields == alone.fields
 
 
 def test_finetune_base_is_training_from_the_base(zoo, unseen):

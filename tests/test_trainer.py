@@ -64,6 +64,28 @@ def test_an_expert_does_not_depend_on_its_batch_mates():
     assert torch.isfinite(together.params["layers.0.weight"][0]).all()
 
 
+def test_a_stopped_expert_is_no_longer_run(monkeypatch):
+    adapter, data = CASES["mlp-node"][0](), _lv_data()
+    init = adapter.init_params(2, seed=2)
+    init = {k: torch.stack([v[0], torch.full_like(v[1], torch.nan)]) for k, v in init.items()}  # never finite
+    config = TrainConfig(steps=12, lr=1e-2, batch_size=4, unroll=2, eval_every=2, patience=2)
+    alone = train_experts(adapter, {k: v[:1] for k, v in init.items()}, data, [0], [11], config)
+    experts_run, rollout = [], adapter.rollout
+
+    def counted(params, *args, **kwargs):
+        experts_run.append(next(iter(params.values())).shape[0])
+        return rollout(params, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "rollout", counted)
+    together = train_experts(adapter, init, data, [0, 1], [11, 12], config)
+    # the second expert stopped at the second evaluation (step 4): from step 5 on only the first is run
+    assert together.best_step[1] == 0 and not torch.isfinite(together.val_loss[1])
+    assert experts_run[:7] == [2] * 7 and set(experts_run[7:]) == {1}  # validation, 2 steps, ... to step 4
+    assert torch.isnan(together.val_curve[3:, 1]).all() and torch.isfinite(together.val_curve[:, 0]).all()
+    for k in init:  # and its running mate trains exactly as it would alone
+        torch.testing.assert_close(together.params[k][:1], alone.params[k], rtol=1e-5, atol=1e-6)
+
+
 def test_early_stopping_keeps_the_best_parameters():
     adapter, data = CASES["mlp-node"][0](), _lv_data()
     init = adapter.init_params(2, seed=3)

@@ -29,6 +29,7 @@ which may be asked for a step-budget curve through ``EvaluationOptions.finetune_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -127,3 +128,12 @@ class Method(ABC):
     @abstractmethod
     def adapt(self, zoo: Zoo, run: Run | None, environments: Environments, options: EvaluationOptions) -> Adapted:
         """One expert per environment of ``environments``, from what the method may see of them."""
+
+    def adapt_splits(
+        self, zoo: Zoo, run: Run | None, splits: Sequence[Environments], options: EvaluationOptions
+    ) -> list[Adapted]:
+        """:meth:`adapt` for each of ``splits``, in order: what the evaluation calls. A method whose
+        cost grows little with the number of environments adapted at once (One-per-Env's batched
+        training of small experts) may override it to adapt every split together, as long as no
+        environment's expert depends on which others it was adapted with."""
+        return [self.adapt(zoo, run, environments, options) for environments in splits]

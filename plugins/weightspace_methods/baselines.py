@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import torch
@@ -100,6 +100,20 @@ def one_per_env(
 
     Raises :class:`~weightspace.zoo.TrainingError` naming the environments whose runs both diverged
     (no finite validation loss at any evaluation, not even of the initial parameters)."""
+    return one_per_env_parts(zoo, env_index, data, [len(env_index)], configs, label)[0]
+
+
+def one_per_env_parts(
+    zoo: Zoo,
+    env_index: torch.Tensor,
+    data: TrainingData,
+    sizes: Sequence[int],
+    configs: Mapping[str, TrainConfig] | None = None,
+    label: str = "one-per-env",
+) -> list[Adapted]:
+    """:func:`one_per_env` trained for all of ``env_index`` at once and returned as consecutive parts
+    of ``sizes`` environments (e.g. the evaluated splits), each with its own row fields and the
+    wall time per environment of the whole."""
     configs = configs or ceiling_configs(zoo.zoo_settings)
     inits = {"base": base_experts(zoo, len(env_index)), "scratch": scratch_experts(zoo, env_index, f"{label}-scratch")}
     runs, seconds = {}, 0.0
@@ -121,14 +135,19 @@ def one_per_env(
     }
     best_step = torch.where(from_scratch, scratch.best_step, base.best_step)
     at_cap = torch.where(from_scratch, _ran_to_cap(scratch, configs["scratch"]), _ran_to_cap(base, configs["base"]))
-    n_scratch = int(from_scratch.sum())
-    fields = {
-        "ceiling_init": {"base": len(env_index) - n_scratch, "scratch": n_scratch},
-        "ceiling_best_step": float(best_step.double().mean()),
-        "ceiling_at_cap": int(at_cap.sum()),
-        "ceiling_steps": {start: configs[start].steps for start in inits},
-    }
-    return Adapted(params, seconds, fields)
+    parts, lo = [], 0
+    for size in sizes:
+        part = slice(lo, lo + size)
+        n_scratch = int(from_scratch[part].sum())
+        fields = {
+            "ceiling_init": {"base": size - n_scratch, "scratch": n_scratch},
+            "ceiling_best_step": float(best_step[part].double().mean()),
+            "ceiling_at_cap": int(at_cap[part].sum()),
+            "ceiling_steps": {start: configs[start].steps for start in inits},
+        }
+        parts.append(Adapted({k: v[part] for k, v in params.items()}, seconds, fields))
+        lo += size
+    return parts
 
 
 def _ran_to_cap(result: TrainResult, config: TrainConfig) -> torch.Tensor:
@@ -163,9 +182,18 @@ class OnePerEnv(Method):
     reference = True
 
     def adapt(self, zoo: Zoo, run: None, environments: Environments, options: EvaluationOptions) -> Adapted:
-        env_index = environments.env_index
-        data = training_data(zoo, environment_trajectories(zoo, environments.split, env_index))
-        return one_per_env(zoo, env_index, data, label=self.name)
+        return self.adapt_splits(zoo, run, [environments], options)[0]
+
+    def adapt_splits(
+        self, zoo: Zoo, run: None, splits: Sequence[Environments], options: EvaluationOptions
+    ) -> list[Adapted]:
+        """Every split's environments trained together: an environment's expert does not depend on
+        its batch mates (:mod:`weightspace.zoo.trainer`), and one batch of small experts costs about
+        what a split's does."""
+        env_index = torch.cat([e.env_index for e in splits])
+        train = torch.cat([environment_trajectories(zoo, e.split, e.env_index) for e in splits])
+        sizes = [len(e.env_index) for e in splits]
+        return one_per_env_parts(zoo, env_index, training_data(zoo, train), sizes, label=self.name)
 
 
 def nearest_zoo(zoo: Zoo, observed: torch.Tensor) -> Adapted:

@@ -26,6 +26,7 @@ from torch import nn
 from weightspace.architecture import GridOperatorAdapter
 from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
+from weightspace_neuralop.pointwise import as_matmuls
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
 
@@ -85,7 +86,7 @@ class FNOAdapter(GridOperatorAdapter):
 
     def _build(self) -> nn.Module:
         c = self.config
-        return FNO(
+        fno = FNO(
             n_modes=c.n_modes,
             in_channels=c.in_channels,
             out_channels=c.out_channels,
@@ -97,6 +98,7 @@ class FNOAdapter(GridOperatorAdapter):
             positional_embedding="grid" if c.positional_embedding else None,
             conv_module=FunctionalSpectralConv,
         )
+        return as_matmuls(fno)
 
     def layout(self) -> Layout:
         b = LayoutBuilder()

@@ -27,6 +27,7 @@ from torch import nn
 from weightspace.architecture import GridOperatorAdapter
 from weightspace.config import require_positive
 from weightspace.graph import Layout, LayoutBuilder, Member, dense_members
+from weightspace_neuralop.pointwise import as_matmuls
 from weightspace_neuralop.spectral_conv import FunctionalSpectralConv
 
 
@@ -94,7 +95,7 @@ class UNOAdapter(GridOperatorAdapter):
         c = self.config
         # neuraloperator's UNO prints its skip settings from __init__; keep the user's terminal clean
         with contextlib.redirect_stdout(io.StringIO()):
-            return UNO(
+            uno = UNO(
                 in_channels=c.in_channels,
                 out_channels=c.out_channels,
                 hidden_channels=c.hidden_channels,
@@ -111,6 +112,7 @@ class UNOAdapter(GridOperatorAdapter):
                 # UNO does not forward integral_operator to its blocks; the block factory does
                 operator_block=functools.partial(FNOBlocks, conv_module=FunctionalSpectralConv),
             )
+        return as_matmuls(uno)
 
     def layout(self) -> Layout:
         c = self.config

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from weightspace.data.trajectories import by_environment
-from weightspace.errors import ConfigError
+from weightspace.errors import ConfigError, PluginError
 from weightspace.graph import Params
 from weightspace.method import Environments, EvaluationOptions, Method
 from weightspace.metrics import rollout_experts
@@ -86,19 +86,26 @@ def evaluate(
             raise ConfigError(f"method {method.name!r} adapts a trained run; give one (--run DIR)")
     if run is not None and run.zoo.path != zoo.path:
         raise ConfigError(f"run {run.path} was trained on zoo {run.zoo.path}, not {zoo.path}")
+    splits = [split_environments(zoo, split) for split in EVALUATED_SPLITS]
+    counts = ", ".join(f"{len(e.env_index)} {e.split}" for e in splits)
+    adaptations = {}
+    for method in chosen:
+        log(f"{method.label(run)} on {counts} environments")
+        adaptations[method.name] = method.adapt_splits(zoo, run, splits, options)
+        if len(adaptations[method.name]) != len(splits):
+            raise PluginError(
+                f"method {method.name!r} adapted {len(adaptations[method.name])} splits, not the {len(splits)} asked"
+            )
     rows = []
-    for split in EVALUATED_SPLITS:
-        environments = split_environments(zoo, split)
+    for i, environments in enumerate(splits):
         for method in chosen:
-            label = method.label(run)
-            log(f"{label} on {split} ({len(environments.env_index)} environments)")
-            adapted = method.adapt(zoo, run, environments, options)
+            label, adapted = method.label(run), adaptations[method.name][i]
             rows.append(
                 {
                     "system": zoo.manifest["system"],
                     "architecture": zoo.manifest["architecture"],
                     "method": label,
-                    "split": split,
+                    "split": environments.split,
                     **rollout_summary(zoo, adapted.params, environments),
                     "seconds_per_env": adapted.seconds_per_env,
                     "reference": method.reference,

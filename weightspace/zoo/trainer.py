@@ -12,7 +12,9 @@ architecture and the hardware (``benchmarks/expert_training.py``).
 The loss is the mean squared error on per-channel normalized states over windows of ``unroll``
 steps: one-step operators are unrolled autoregressively, vector fields are integrated over the
 window (the trajectory fitting of the paper's Lotka-Volterra experts). Early stopping watches a
-validation loss per expert and keeps each expert's best parameters.
+validation loss per expert and keeps each expert's best parameters; a stopped expert is no longer
+run, so a chunk's step costs what its running experts do (architectures whose cost grows with the
+number of experts, the operators, gain most).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class TrainResult:
     seconds: float
     val_curve: torch.Tensor
     """Validation loss per expert at every evaluation ``[n_evals + 1, B]``: before the first step,
-    then every ``eval_every`` steps and at the last (NaN once an expert's chunk stopped early)."""
+    then every ``eval_every`` steps and at the last (NaN once the expert stopped early)."""
     curve_steps: list[int]
     """The optimizer steps of ``val_curve``'s rows."""
 
@@ -169,12 +171,19 @@ def _train_chunk(
         optimizer, T_max=config.steps, eta_min=config.lr * config.final_lr_ratio
     )
 
-    def validate() -> torch.Tensor:
-        with torch.no_grad():
-            loss = window_loss(adapter, params, val_windows, data.scale, data.dt)
-        return torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+    def live(active: torch.Tensor) -> Params:
+        """The parameters of the ``active`` experts (all: the leaves themselves)."""
+        return params if len(active) == b else {k: v[active.to(device)] for k, v in params.items()}
 
-    best_val = validate().cpu()
+    def validate(active: torch.Tensor) -> torch.Tensor:
+        """Validation loss per expert ``[B]``: inf where not finite, NaN for a stopped expert."""
+        with torch.no_grad():
+            loss = window_loss(adapter, live(active), val_windows[active.to(device)], data.scale, data.dt).cpu()
+        val = torch.full((b,), math.nan)
+        val[active] = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+        return val
+
+    best_val = validate(torch.arange(b))
     curve = [best_val]
     best_train = torch.full((b,), math.nan)
     best_step = torch.zeros(b, dtype=torch.long)
@@ -183,22 +192,28 @@ def _train_chunk(
     running = torch.zeros(b)
 
     for step in range(1, config.steps + 1):
-        traj = torch.stack([torch.randint(n_traj, (config.batch_size,), generator=g) for g in generators])
-        start = torch.stack([torch.randint(starts, (config.batch_size,), generator=g) for g in generators])
-        windows = gather_windows(data.train, groups, traj.to(device), start.to(device), config.unroll)
-        loss = window_loss(adapter, params, windows, data.scale, data.dt)
+        # a stopped expert keeps its best parameters: only the others are run (the optimizer still
+        # steps a stopped one's rows, with zero gradients, but they are never read again)
+        active = (~stopped).nonzero().squeeze(1)
+        drawn = [generators[i] for i in active.tolist()]
+        traj = torch.stack([torch.randint(n_traj, (config.batch_size,), generator=g) for g in drawn])
+        start = torch.stack([torch.randint(starts, (config.batch_size,), generator=g) for g in drawn])
+        windows = gather_windows(
+            data.train, groups[active.to(device)], traj.to(device), start.to(device), config.unroll
+        )
+        loss = window_loss(adapter, live(active), windows, data.scale, data.dt)
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # experts are independent: each gets the gradient of its own loss
         _clip_per_expert(params, config.grad_clip)
         optimizer.step()
         schedule.step()
-        running += loss.detach().cpu()
+        running[active] += loss.detach().cpu()
         if advance is not None:
-            advance(int((~stopped).sum()))
+            advance(len(active))
 
         if step % config.eval_every == 0 or step == config.steps:
             interval = (step - 1) % config.eval_every + 1
-            val = validate().cpu()
+            val = validate(active)
             curve.append(val)
             better = (val < best_val) & ~stopped
             for k in best:

@@ -1,4 +1,4 @@
-"""The vmap-friendly SpectralConv must be a drop-in for neuraloperator's: same names, same outputs."""
+"""The vmap-friendly SpectralConv and 1x1 convolutions are drop-ins for neuraloperator's: same names and outputs."""
 
 import contextlib
 import io
@@ -8,6 +8,7 @@ import torch
 from neuralop.models import FNO, UNO
 
 from weightspace_neuralop.fno import FNOAdapter, FNOConfig
+from weightspace_neuralop.pointwise import PointwiseConv1d, as_matmuls
 from weightspace_neuralop.uno import UNOAdapter, UNOConfig
 
 
@@ -54,3 +55,14 @@ def test_fno_weights_are_stored_in_out_kx_ky():
     assert spec.param("fno_blocks.convs.0.weight.tensor").shape == (4, 4, 6, 4)
     group = spec.group("block0.spectral")
     assert group.n_nodes == 4 and group.feat_dim == 4 * 6 * 4 * 2 + 1 + 4
+
+
+def test_one_by_one_convolutions_run_as_matmuls_with_stock_names_and_outputs():
+    fno = FNOAdapter(FNOConfig(hidden_channels=6, n_modes=(4, 4), n_layers=2)).build(seed=0)
+    pointwise = [name for name, m in fno.named_modules() if isinstance(m, PointwiseConv1d)]
+    assert pointwise and not [m for m in fno.modules() if type(m) is torch.nn.Conv1d]
+    conv = dict(fno.named_modules())[pointwise[0]]
+    x = torch.randn(3, conv.in_channels, 10, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv1d(x, conv.weight, conv.bias), rtol=1e-5, atol=1e-6)
+    strided = as_matmuls(torch.nn.Conv1d(2, 2, kernel_size=1, stride=2))  # not a plain 1x1: left alone
+    assert type(strided) is torch.nn.Conv1d
