@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The main job at the quick profile: the quick bench matrix (Lotka-Volterra and Lambda-Omega; DynaDiff,
-# the baselines, the peer methods and the key ablations), two nodes at a time, each stage cached so a
-# rerun resumes; ends with the results table and the path of the report.
+# The main job at the quick profile: the demo bench matrix (Lotka-Volterra and Lambda-Omega; DynaDiff
+# against the four baselines, one seed), two nodes at a time, each stage cached so a rerun resumes;
+# ends with the results table and the path of the report.
 demo: $(STAMP)
 	$(BIN)/weightspace plugins
 	$(BIN)/weightspace bench benchmarks/matrices/demo.toml --out runs/demo --jobs 2
@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/expert_training.py
 	PATH=$(BIN):$$PATH $(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/pipeline_cost.py scaling
+	$(BIN)/python benchmarks/one_per_env_cost.py configs/lotka-volterra-quick.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
