@@ -17,7 +17,6 @@ Run it alone on the machine (benchmarks/README.md: one torch job at a time).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from weightspace.method import EvaluationOptions
 from weightspace.pipeline.config import RunConfig, merge_config, read_config_toml
 from weightspace.pipeline.stages import build_stage, plan_run
 from weightspace.registry import default_registry
+from weightspace.storage import write_json
 from weightspace.zoo import Zoo
 
 
@@ -90,7 +90,7 @@ def main() -> None:
         )
     Console().print(table)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,13 @@ def profile_change(before: dict[str, Any], after: dict[str, Any]) -> list[dict[s
     return comparisons
 
 
+def _difference(c: dict[str, Any]) -> tuple[str, str]:
+    """A comparison's mean difference and interval as printed ("-" where there are too few seeds)."""
+    delta = "-" if c["mean_diff"] is None else f"{c['mean_diff']:+.4f}"
+    ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+    return delta, ci
+
+
 def markdown(comparisons: list[dict[str, Any]]) -> str:
     lines = [
         "| system / arch | method | split | RMSE before | RMSE after | mean Δ (before − after) | 95% CI "
@@ -65,8 +72,7 @@ def markdown(comparisons: list[dict[str, Any]]) -> str:
         "|---|---|---|---:|---:|---:|---|---|---:|---|",
     ]
     for c in comparisons:
-        ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
-        delta = "-" if c["mean_diff"] is None else f"{c['mean_diff']:+.4f}"
+        delta, ci = _difference(c)
         lines.append(
             f"| {c['system']} / {c['architecture']} | {c['method']} | {c['split']} | {c['rmse_before']:.4f} "
             f"| {c['rmse_after']:.4f} | {delta} | {ci} | {c['wins']} / {c['n_envs']} | {c['n_seeds']} "
@@ -87,8 +93,7 @@ def main() -> None:
     for column in ("system", "method", "split", "before", "after", "Δ (before − after)", "95% CI", "wins", "verdict"):
         table.add_column(column)
     for c in comparisons:
-        ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
-        delta = "-" if c["mean_diff"] is None else f"{c['mean_diff']:+.4f}"
+        delta, ci = _difference(c)
         table.add_row(
             c["system"],
             c["method"],
