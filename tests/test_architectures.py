@@ -10,6 +10,7 @@ from weightspace.diagnostics import architecture_report
 from weightspace.graph import align_to, permute_params, random_permutations
 from weightspace.registry import default_registry
 from weightspace.testing import check_architecture, config_strategy, random_params
+from weightspace.zoo import plan_zoo
 
 ARCHITECTURES = default_registry().names("architectures")
 
@@ -86,3 +87,18 @@ def test_weight_matching_undoes_random_permutations(name):
     assert all(torch.equal(aligned[k], copies[k]) for k in copies)
     identity = align_to(spec, reference, reference)
     assert all(torch.equal(p[0], torch.arange(p.shape[1])) for p in identity.values())
+
+
+@pytest.mark.parametrize("name", ["fno", "uno", "wno"])
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_each_operator_has_a_profile_that_fits_a_grid_system(name, profile):
+    """The bench's backbone comparison builds every operator from its profile on lambda-omega's grid."""
+    registry = default_registry()
+    assert profile in registry.get("architectures", name).profiles
+    plan = plan_zoo(registry, "lambda-omega", name, profile)
+    adapter = plan.adapter
+    assert adapter.config.grid_size == tuple(plan.system.state_shape()[1:])
+    x = adapter.example_input(1, torch.Generator().manual_seed(0))
+    params = random_params(adapter, 1, seed=0)
+    with torch.no_grad():
+        assert adapter.functional(params, x).shape == (1, *x.shape)

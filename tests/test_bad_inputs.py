@@ -311,7 +311,7 @@ SET_CASES = [
     "system.n_frames=0",
     "system.dt=nan",
     "system.dt=inf",
-    "system.n_seen=24",  # of 25 environments, 24 seen and 1 for validation leave no test environment
+    "system.n_seen=99",  # of 100 environments, 99 seen and 1 for validation leave no test environment
     "system.val_fraction=0",
     "system.val_fraction=1",
     "system.split_seed=-1",
@@ -333,7 +333,7 @@ def test_zoo_build_set_values(capsys, workdir, assignment):
         ["inspect", "mlp-node", "--set", "hidden_width=0"],
         ["simulate", "lotka-volterra", "--out", "{out}", "--set", "dt=nan"],
         ["simulate", "lotka-volterra", "--out", "{out}", "--set", "n_frames=-3"],
-        ["simulate", "lotka-volterra", "--out", "{out}", "--set", "n_seen=24"],  # no test environment left
+        ["simulate", "lotka-volterra", "--out", "{out}", "--set", "n_seen=99"],  # no test environment left
     ],
 )
 def test_set_values_of_other_commands(capsys, workdir, argv):

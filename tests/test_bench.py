@@ -292,7 +292,14 @@ def test_ci_matrix_gives_a_sane_report(tmp_path):
                 summary[(system, "one-per-env", split)]["rmse_mean"]
                 < summary[(system, "one-for-all", split)]["rmse_mean"]
             )
-            for method in ("dynadiff", "flat-vae", "single-stage", "flow-matching", "no-function-loss"):
+            for method in ("dynadiff", "flat-vae", "single-stage", "flow-matching", "no-function-loss", "coda", "geps"):
                 assert summary[(system, method, split)]["rmse_mean"] < 1.5
     report = (out / "report.md").read_text()
     assert "## Ablations" in report and "random-init-zoo" in report and "## Generation vs." in report
+
+
+def test_the_backbone_matrix_runs_each_operator_through_its_own_zoo_and_generator():
+    plan = plan_bench(Matrix.from_toml(REPO / "benchmarks" / "matrices" / "backbones.toml"))
+    assert {c.architecture for c in plan.cells} == {"fno", "uno", "wno"} and {c.seed for c in plan.cells} == {0, 1, 2}
+    dynadiff = [c for c in plan.cells if c.method == "dynadiff" and c.seed == 0]
+    assert len({plan.runs[c.id].keys["zoo"] for c in dynadiff}) == 3

@@ -48,7 +48,7 @@ def test_split_layout(lv):
 
 def test_validation_is_carved_from_the_unseen_environments_without_moving_the_seen_ones(lv):
     wider = default_registry().system("lotka-volterra", "quick", {"val_fraction": 0.2})
-    assert (lv.n_val_envs, wider.n_val_envs) == (8, 3)  # of 17 unseen: 8.5 and 3.4, rounded
+    assert (lv.n_val_envs, wider.n_val_envs) == (26, 10)  # of 52 unseen: 26 and 10.4, rounded
     assert torch.equal(lv.split(4).seen, wider.split(4).seen)
     assert set(wider.split(4).val.tolist()) < set(lv.split(4).val.tolist()) | set(lv.split(4).test.tolist())
 
@@ -56,8 +56,8 @@ def test_validation_is_carved_from_the_unseen_environments_without_moving_the_se
 @pytest.mark.parametrize(
     "overrides, problem",
     [
-        ({"n_seen": 24}, "24 seen and 1 for validation leave 0 for test"),
-        ({"n_seen": 25}, "25 seen and 1 for validation leave -1 for test"),
+        ({"n_seen": 99}, "99 seen and 1 for validation leave 0 for test"),
+        ({"n_seen": 100}, "100 seen and 1 for validation leave -1 for test"),
         ({"val_fraction": 0}, "val_fraction must be in"),
         ({"val_fraction": 1.0}, "val_fraction must be in"),
     ],

@@ -19,7 +19,7 @@ from weightspace.evaluate.adaptation import (
 from weightspace.evaluate.evaluation import split_environments
 from weightspace.method import EvaluationOptions
 from weightspace.zoo import TrainingError, build_zoo
-from weightspace.zoo.trainer import _validation_windows, window_loss
+from weightspace.zoo.trainer import validation_windows, window_loss
 
 from .test_zoo import tiny_plan
 
@@ -42,7 +42,7 @@ def unseen(zoo):
 def validation_loss(zoo, params, data, config):
     """The trainer's validation loss per expert of ``params``, expert e on environment e's held-out windows."""
     n = next(iter(params.values())).shape[0]
-    windows = _validation_windows(data, torch.arange(n), config)
+    windows = validation_windows(data, torch.arange(n), config)
     with torch.no_grad():
         return window_loss(zoo.adapter, params, windows, data.scale, data.dt)
 

@@ -6,7 +6,7 @@ import torch
 import weightspace as ws
 from weightspace.data.trajectories import ChannelScale, by_environment
 from weightspace.errors import ConfigError
-from weightspace.zoo.trainer import TrainConfig, TrainingData, _validation_windows, train_experts, window_loss
+from weightspace.zoo.trainer import TrainConfig, TrainingData, train_experts, validation_windows, window_loss
 
 
 def _lv_data(n_envs=3, n_traj=3, n_frames=21):
@@ -45,7 +45,7 @@ def test_batched_training_equals_looped(name):
         torch.testing.assert_close(batched.params[k], looped.params[k], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(batched.val_loss, looped.val_loss, rtol=1e-4, atol=1e-7)
     assert torch.equal(batched.best_step, looped.best_step)
-    windows = _validation_windows(data, torch.tensor(group), config)
+    windows = validation_windows(data, torch.tensor(group), config)
     with torch.no_grad():
         initial = window_loss(adapter, init, windows, data.scale, data.dt)
     assert (batched.val_loss < initial).all()
@@ -93,7 +93,7 @@ def test_early_stopping_keeps_the_best_parameters():
     config = TrainConfig(steps=200, lr=5.0, batch_size=4, unroll=2, eval_every=2, patience=2)
     result = train_experts(adapter, init, data, [0, 1], [1, 2], config)
     assert (result.best_step < 200).all()
-    windows = _validation_windows(data, torch.tensor([0, 1]), config)
+    windows = validation_windows(data, torch.tensor([0, 1]), config)
     with torch.no_grad():
         initial = window_loss(adapter, init, windows, data.scale, data.dt)
         returned = window_loss(adapter, result.params, windows, data.scale, data.dt)

@@ -90,6 +90,34 @@ class UNOAdapter(GridOperatorAdapter):
         "channel_mlp_expansion": (0.5, 1.0),
         "grid_size": ((8, 8), (12, 8)),
     }
+    # quick: a three-layer U (full, half and full resolution, one horizontal skip) of FNO quick's
+    # width and modes, 41k parameters against FNO quick's 23k, so that the backbone comparison
+    # (benchmarks/matrices/backbones.toml) sets like against like; paper: the width and modes of
+    # FNO's paper profile on neuraloperator's four-layer U
+    profiles = {
+        "quick": {
+            "architecture": {
+                "hidden_channels": 16,
+                "lifting_channels": 32,
+                "projection_channels": 32,
+                "layer_channels": (16, 16, 16),
+                "layer_modes": ((8, 8), (6, 6), (8, 8)),
+                "layer_scalings": ((1.0, 1.0), (0.5, 0.5), (2.0, 2.0)),
+            },
+            "zoo": {},
+        },
+        "paper": {
+            "architecture": {
+                "hidden_channels": 32,
+                "lifting_channels": 64,
+                "projection_channels": 64,
+                "layer_channels": (32, 64, 64, 32),
+                "layer_modes": ((12, 12), (8, 8), (8, 8), (12, 12)),
+                "layer_scalings": ((1.0, 1.0), (0.5, 0.5), (2.0, 2.0), (1.0, 1.0)),
+            },
+            "zoo": {},
+        },
+    }
 
     def _build(self) -> nn.Module:
         c = self.config

@@ -47,7 +47,7 @@ class LotkaVolterra(System):
     is_ode = True
     Settings = LotkaVolterraSettings
     profiles = {
-        "quick": {"n_b": 5, "n_d": 5, "n_seen": 8, "val_fraction": 0.5, "n_train": 6, "n_test": 5},
+        "quick": {"n_b": 10, "n_d": 10, "n_seen": 48, "val_fraction": 0.5, "n_train": 6, "n_test": 5},
         "paper": {"n_b": 11, "n_d": 11, "n_seen": 24, "val_fraction": 0.2, "n_train": 20, "n_test": 20},
     }
 

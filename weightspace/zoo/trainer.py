@@ -137,7 +137,7 @@ def window_loss(
     return err.pow(2).flatten(1).mean(dim=1)
 
 
-def _validation_windows(data: TrainingData, groups: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+def validation_windows(data: TrainingData, groups: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """A fixed, evenly spaced set of validation windows per expert ``[B, M, unroll + 1, *state]``."""
     n_val, n_frames = data.val.shape[1], data.val.shape[2]
     starts = window_starts(n_frames, config.unroll)
@@ -162,7 +162,7 @@ def _train_chunk(
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     n_traj, n_frames = data.train.shape[1], data.train.shape[2]
     starts = window_starts(n_frames, config.unroll)
-    val_windows = _validation_windows(data, groups, config)
+    val_windows = validation_windows(data, groups, config)
 
     params = {k: v.detach().clone().requires_grad_(True) for k, v in init.items()}
     best = {k: v.detach().clone() for k, v in init.items()}

@@ -13,17 +13,17 @@ def lv():
 def test_profiles_are_data(lv):
     paper = LotkaVolterra("paper")
     assert len(paper.environments()) == 121 and paper.settings.n_seen == 24
-    assert len(lv.environments()) == 25
+    assert len(lv.environments()) == 100 and lv.settings.n_seen == 48
     env = paper.environments()
     assert env.min() == 0.5 and env.max() == 1.0
     with pytest.raises(ConfigError, match="unknown profile 'huge'"):
         LotkaVolterra("huge")
-    with pytest.raises(ConfigError, match="25 seen and 1 for validation leave -1 for test"):
-        LotkaVolterra("quick", {"n_seen": 25})
+    with pytest.raises(ConfigError, match="100 seen and 1 for validation leave -1 for test"):
+        LotkaVolterra("quick", {"n_seen": 100})
 
 
 def test_first_integral_is_conserved(lv):
-    index = torch.tensor([0, 12, 24])  # corners and centre of the (b, d) grid
+    index = torch.tensor([0, 45, 99])  # corners and centre of the (b, d) grid
     traj = lv.simulate(index, 4, seed=0)
     v = lv.first_integral(lv.environments()[index], traj)
     drift = (v - v[..., :1]).abs().max()

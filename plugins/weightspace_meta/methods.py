@@ -1,0 +1,153 @@
+"""The ``coda`` and ``geps`` adaptation methods: a context model trained on the zoo's seen
+environments, adapted to each evaluated environment by fitting its context alone on the observed frames.
+
+Rules, shared by both (the two papers differ in the context model, :mod:`weightspace_meta.coda` and
+:mod:`weightspace_meta.geps`, not in the protocol):
+
+- The shared network starts from a fresh initialization, as in both papers (started from the
+  converged base, joint training sometimes never beat the base's validation loss), and is trained
+  with every seen environment's context on the zoo's own training trajectories (its validation
+  trajectories held out for early stopping), with the settings the zoo trained its base with from
+  scratch (learning rate, minibatch, unroll, clipping, evaluation interval) and a step cap of
+  :data:`TRAIN_STEPS` times the base's budget; it stops after as many steps without a better
+  validation loss as the base's whole budget, keeping its best state.
+- Adaptation sees what every other method sees: the L observed frames (L >= 2) of one trajectory
+  of the environment, from the same seed stream. Its context is fitted for ``finetune_steps`` Adam
+  steps (the gradient budget finetune-L gets; the reference implementations' caps are larger) at
+  ``adapt_lr`` (each reference implementation's: 1e-3 for CoDA, whose context moves every
+  parameter, 1e-2 for GEPS), the shared network frozen, keeping the context that fits the
+  frames best. Seen environments (``test_in``) are adapted from their frames too:
+  their trained contexts are not looked up, so in- and out-of-domain rows measure the same thing.
+- Rows record ``adapted_parameters`` (the context size), ``shared_parameters`` (real numbers of the
+  shared network and the context map) and the shared training's ``kept_step``; ``seconds_per_env``
+  is the adaptation's time per environment (the one-off shared training is recorded as
+  ``training_seconds``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import ClassVar
+
+import torch
+
+from weightspace.data.trajectories import by_environment
+from weightspace.errors import ConfigError
+from weightspace.evaluate.adaptation import observed_frames, training_data
+from weightspace.graph import Params
+from weightspace.method import Adapted, Environments, EvaluationOptions, Method
+from weightspace.system import derived_seed
+from weightspace.zoo import Zoo
+from weightspace_meta.coda import CodaModel
+from weightspace_meta.context import ContextModel, adapt_contexts, fit_context_model
+from weightspace_meta.geps import GepsModel
+
+TRAIN_STEPS = 2
+"""The shared training's step cap, in multiples of the zoo base's budget (early stopping ends it first)."""
+
+
+class ContextMethod(Method):
+    """A context-based meta-learning method (module docstring); subclasses build the context model."""
+
+    options: ClassVar[tuple[str, ...]] = ("observed_frames", "finetune_steps")
+    adapt_from_mean: ClassVar[bool] = False
+    """Start an unseen environment's context at the mean of the training ones (else at zero)."""
+
+    def __init__(self, context_dim: int, adapt_lr: float = 1e-2) -> None:
+        if not (isinstance(adapt_lr, (int, float)) and math.isfinite(adapt_lr) and adapt_lr > 0):
+            raise ConfigError(f"{self.name}: adapt_lr must be a positive number, got {adapt_lr!r}")
+        if not isinstance(context_dim, int) or isinstance(context_dim, bool) or context_dim < 1:
+            raise ConfigError(f"{self.name}: context size must be a positive integer, got {context_dim!r}")
+        self.context_dim, self.adapt_lr = context_dim, float(adapt_lr)
+
+    @abstractmethod
+    def build(self, base: Params, seed: int) -> ContextModel:
+        """The untrained context model around the zoo's base expert, its random draws from ``seed``."""
+
+    def train(self, zoo: Zoo) -> tuple[ContextModel, torch.Tensor, dict]:
+        """The context model trained on the zoo's seen environments, their contexts, and row fields."""
+        seed = derived_seed(zoo.manifest["seed"], self.name, "init")
+        model = self.build(zoo.adapter.init_params(1, seed=seed), seed)
+        _, _, trajectories = by_environment(zoo.dataset()["train"])
+        settings = zoo.zoo_settings
+        config = replace(
+            settings.training(base=True),
+            steps=TRAIN_STEPS * settings.base_steps,
+            patience=max(settings.patience, math.ceil(settings.base_steps / settings.eval_every)),
+        )
+        seed = derived_seed(zoo.manifest["seed"], self.name, "train")
+        result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, seed)
+        fields = {
+            "adapted_parameters": self.context_dim,
+            "shared_parameters": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
+            "kept_step": result.best_step,
+            "training_seconds": result.seconds,
+        }
+        return model, result.contexts, fields
+
+    def adapt(self, zoo: Zoo, run: None, environments: Environments, options: EvaluationOptions) -> Adapted:
+        return self.adapt_splits(zoo, run, [environments], options)[0]
+
+    def adapt_splits(
+        self, zoo: Zoo, run: None, splits: Sequence[Environments], options: EvaluationOptions
+    ) -> list[Adapted]:
+        """The shared training once, then each split's contexts from its observed frames."""
+        if options.observed_frames < 2:
+            raise ConfigError(
+                f"{self.name} fits a context to observed steps: it needs L >= 2, got L={options.observed_frames}"
+            )
+        model, contexts, fields = self.train(zoo)
+        start = contexts.mean(dim=0) if self.adapt_from_mean else torch.zeros(self.context_dim)
+        adapted = []
+        for environments in splits:
+            frames = observed_frames(
+                zoo.system(), environments.env_index, options.observed_frames, zoo.manifest["seed"]
+            )
+            began = time.perf_counter()
+            fitted, _, _ = adapt_contexts(
+                model,
+                zoo.adapter,
+                frames.float(),
+                start,
+                zoo.scale,
+                zoo.dt,
+                steps=options.finetune_steps,
+                lr=self.adapt_lr,
+                unroll=zoo.zoo_settings.unroll,
+            )
+            with torch.no_grad():
+                params = {k: v.detach() for k, v in model.experts(fitted).items()}
+            seconds = (time.perf_counter() - began) / len(frames)
+            adapted.append(Adapted(params, seconds, dict(fields)))
+        return adapted
+
+
+class Coda(ContextMethod):
+    """``coda``: :mod:`weightspace_meta.coda`, context size 2, the reference's penalties and its
+    adaptation learning rate (1e-3)."""
+
+    name = "coda"
+
+    def __init__(self, context_dim: int = 2, lambda_w: float = 1e-6, lambda_xi: float = 1e-4) -> None:
+        super().__init__(context_dim, adapt_lr=1e-3)
+        self.lambda_w, self.lambda_xi = lambda_w, lambda_xi
+
+    def build(self, base: Params, seed: int) -> ContextModel:
+        return CodaModel(base, self.context_dim, self.lambda_w, self.lambda_xi, seed)
+
+
+class Geps(ContextMethod):
+    """``geps``: :mod:`weightspace_meta.geps`, rank (context size) 8 as in the reference's scripts."""
+
+    name = "geps"
+    adapt_from_mean = True
+
+    def __init__(self, context_dim: int = 8) -> None:
+        super().__init__(context_dim)
+
+    def build(self, base: Params, seed: int) -> ContextModel:
+        return GepsModel(base, self.context_dim, seed)
