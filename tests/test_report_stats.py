@@ -7,6 +7,7 @@ import pytest
 
 from weightspace.bench.report import (
     NO_VERDICT_SEEDS,
+    adaptation_cost_table,
     ceiling_warnings,
     compare,
     paired_comparison,
@@ -148,3 +149,14 @@ def test_the_report_flags_a_method_that_beats_the_reference_in_domain_and_shows_
     assert "| main | **0.1000 ± 0.0000** | **0.4000 ± 0.0000** | **0.4000 ± 0.0000** | 2.00x | - |" in report
     # a method above the reference everywhere raises no flag
     assert ceiling_warnings([r for r in summary if r["split"] != "test_in" or r["method"] != "main"]) == []
+
+
+def test_the_adaptation_cost_table_lists_each_method_out_of_domain_with_its_adapted_parameters():
+    def row(method, split, seconds, count=None):
+        r = {"system": "s", "architecture": "a", "method": method, "split": split, "seconds_per_env": seconds}
+        return r | ({"adapted_parameters": count} if count is not None else {})
+
+    summary = [row("gen", "test_out", 0.2), row("ctx", "test_out", 0.03, 2), row("ctx", "val_out", 9.0, 2)]
+    table = adaptation_cost_table(summary, ["gen", "ctx", "never-timed"])
+    assert table.splitlines()[2:] == ["| s / a | gen | 200.0 | - |", "| s / a | ctx | 30.0 | 2 |"]
+    assert adaptation_cost_table([row("gen", "test_out", 0.0)], ["gen"]) == ""

@@ -34,6 +34,7 @@ GROUP_KEYS = ("system", "architecture", "method", "group", "sweep", "sweep_value
 """A summary row per distinct value of these: a cell without its seed, and a split."""
 AVERAGED = ("rmse_std", "ssim_mean", "valid_horizon", "seconds_per_env", "gen_latency_ms", "nn_ratio")
 AVERAGED += ("encoder_function_error", "encoder_nearest_training_error", "permuted_10pct_function_change")
+AVERAGED += ("adapted_parameters",)
 """Scalar fields of the rows that the summary averages over seeds."""
 CSV_COLUMNS = (*GROUP_KEYS, "n_seeds", "rmse_mean", "rmse_seed_std", "ratio_to_reference", "reference_method")
 CSV_COLUMNS += AVERAGED
@@ -457,6 +458,22 @@ def _table(
     return "\n".join(lines)
 
 
+def adaptation_cost_table(summary: list[dict[str, Any]], methods: list[str]) -> str:
+    """Markdown rows of each method's out-of-domain adaptation time and adapted parameter count, per
+    system and architecture ('' when no row has a time)."""
+    rows = [r for r in summary if r["split"] == "test_out" and r["method"] in methods and r["seconds_per_env"]]
+    if not rows:
+        return ""
+    lines = ["| system / arch | method | ms per environment | adapted parameters |", "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["system"], r["architecture"], methods.index(r["method"]))):
+        count = r.get("adapted_parameters")
+        lines.append(
+            f"| {r['system']} / {r['architecture']} | {r['method']} | {1000 * r['seconds_per_env']:.1f} "
+            f"| {'-' if count is None else f'{count:.0f}'} |"
+        )
+    return "\n".join(lines)
+
+
 def _ordered(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -574,6 +591,16 @@ def write_report(out: Path, results: dict[str, Any] | None = None) -> list[Path]
                 ]
             ),
             f"![generation vs fine-tuning]({png.name})",
+        ]
+    adaptation = adaptation_cost_table(plain, methods)
+    if adaptation:
+        sections += [
+            "## Adaptation cost",
+            "Per method, out of domain (test environments): wall time per environment to adapt (its node's timing; "
+            "generation includes sampling and selecting candidates), and the numbers fitted per environment where "
+            "the method reports them (`adapted_parameters`). A one-off training on the seen environments is not "
+            "in the time.",
+            adaptation,
         ]
     figures = ["## Plots"]
     for system, arch in _ordered((r["system"], r["architecture"]) for r in plain):
