@@ -33,14 +33,19 @@ from weightspace.graph import Params
 from weightspace.zoo.trainer import TrainConfig, TrainingData, validation_windows, window_loss
 
 
+def check_context_dim(value: object, owner: str) -> None:
+    """Raise a :class:`ConfigError` unless ``value`` is a positive integer (a context size)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{owner}: context size must be a positive integer, got {value!r}")
+
+
 class ContextModel(nn.Module, ABC):
     """Shared tensors (``nn.Parameter`` s of the subclass) and the map from contexts ``[E, d]`` to
     expert parameters ``{name: [E, ...]}``, started from one expert ``base`` (``{name: [1, ...]}``)."""
 
     def __init__(self, base: Params, context_dim: int) -> None:
         super().__init__()
-        if not isinstance(context_dim, int) or isinstance(context_dim, bool) or context_dim < 1:
-            raise ConfigError(f"context size must be a positive integer, got {context_dim!r}")
+        check_context_dim(context_dim, type(self).__name__)
         self.context_dim = context_dim
         self.names = list(base)
         self.shared = nn.ParameterList([nn.Parameter(base[k][0].detach().clone()) for k in self.names])
@@ -161,28 +166,26 @@ def adapt_contexts(
     windows = observed_windows(frames, min(unroll, frames.shape[1] - 1))
     contexts = nn.Parameter(start.detach().expand(len(frames), -1).clone())
     optimizer = torch.optim.Adam([contexts], lr=lr)
+
+    def losses() -> torch.Tensor:
+        fit = window_loss(adapter, model.experts(contexts), windows, scale, dt)
+        return torch.where(torch.isfinite(fit), fit, torch.full_like(fit, math.inf))
+
     frozen = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     try:
-
-        def losses() -> torch.Tensor:
-            fit = window_loss(adapter, model.experts(contexts), windows, scale, dt)
-            return torch.where(torch.isfinite(fit), fit, torch.full_like(fit, math.inf))
-
-        kept, best, first = contexts.detach().clone(), None, None
-        for step in range(steps + 1):
-            loss = losses()  # at the contexts of this step: the last pass only evaluates
-            with torch.no_grad():
-                now = loss.detach()
-                first = now if first is None else first
-                better = now < best if best is not None else torch.ones_like(now, dtype=torch.bool)
-                kept = torch.where(better[:, None], contexts.detach(), kept)
-                best = now if best is None else torch.where(better, now, best)
-            if step == steps:
-                break
+        loss = losses()
+        first = best = loss.detach()
+        kept = contexts.detach().clone()
+        for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
             (loss.masked_fill(~torch.isfinite(loss), 0).sum() + model.penalty(contexts)).backward()
             optimizer.step()
+            loss = losses()  # at the stepped contexts: kept if better, and the next step's gradient
+            with torch.no_grad():
+                better = loss.detach() < best
+                kept = torch.where(better[:, None], contexts.detach(), kept)
+                best = torch.where(better, loss.detach(), best)
     finally:
         for p, flag in zip(model.parameters(), frozen, strict=True):
             p.requires_grad_(flag)

@@ -43,7 +43,7 @@ from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 from weightspace_meta.coda import CodaModel
-from weightspace_meta.context import ContextModel, adapt_contexts, fit_context_model
+from weightspace_meta.context import ContextModel, adapt_contexts, check_context_dim, fit_context_model, flat_real
 from weightspace_meta.geps import GepsModel
 
 TRAIN_STEPS = 2
@@ -60,8 +60,7 @@ class ContextMethod(Method):
     def __init__(self, context_dim: int, adapt_lr: float = 1e-2) -> None:
         if not (isinstance(adapt_lr, (int, float)) and math.isfinite(adapt_lr) and adapt_lr > 0):
             raise ConfigError(f"{self.name}: adapt_lr must be a positive number, got {adapt_lr!r}")
-        if not isinstance(context_dim, int) or isinstance(context_dim, bool) or context_dim < 1:
-            raise ConfigError(f"{self.name}: context size must be a positive integer, got {context_dim!r}")
+        check_context_dim(context_dim, self.name)
         self.context_dim, self.adapt_lr = context_dim, float(adapt_lr)
 
     @abstractmethod
@@ -83,7 +82,7 @@ class ContextMethod(Method):
         result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, seed)
         fields = {
             "adapted_parameters": self.context_dim,
-            "shared_parameters": sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters()),
+            "shared_parameters": sum(flat_real(p).numel() for p in model.parameters()),
             "kept_step": result.best_step,
             "training_seconds": result.seconds,
         }
@@ -111,7 +110,7 @@ class ContextMethod(Method):
             fitted, _, _ = adapt_contexts(
                 model,
                 zoo.adapter,
-                frames.float(),
+                frames,
                 start,
                 zoo.scale,
                 zoo.dt,
