@@ -8,8 +8,9 @@ conventions (windows, losses, seeds, early stopping):
 
 - :func:`fit_context_model`: shared tensors and one context per seen environment trained jointly
   (one Adam over all, as both reference implementations do), every environment's windows in one
-  batched loss, early stopping on the seen environments' held-out trajectories (the zoo's
-  validation data) keeping the best state;
+  batched loss, checkpoints scored and early-stopped by a caller's score (the methods' is the
+  validation environments' rollout RMSE after adaptation, as the generator's checkpoints are
+  chosen), keeping the best state;
 - :func:`adapt_contexts`: for unseen environments, only the contexts are fitted on their observed
   frames, the shared tensors frozen; each environment keeps its context with the lowest loss on the
   frames (its start included), so adaptation never makes the fit of what was observed worse.
@@ -21,6 +22,7 @@ import copy
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +32,7 @@ from weightspace.architecture import ArchitectureAdapter
 from weightspace.data.trajectories import ChannelScale, gather_windows, window_starts
 from weightspace.errors import ConfigError
 from weightspace.graph import Params
-from weightspace.zoo.trainer import TrainConfig, TrainingData, validation_windows, window_loss
+from weightspace.zoo.trainer import TrainConfig, TrainingData, window_loss
 
 
 def check_context_dim(value: object, owner: str) -> None:
@@ -79,23 +81,33 @@ def as_shaped(change: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class FitResult:
     contexts: torch.Tensor
     """The seen environments' contexts ``[E, d]`` at the kept step."""
-    val_loss: float
-    """Mean validation loss of the kept state."""
+    score: float
+    """The kept state's score (lower is better)."""
     best_step: int
     seconds: float
 
 
+Score = Callable[[ContextModel, torch.Tensor], float]
+"""A checkpoint's score from the model and the seen environments' contexts ``[E, d]``: lower is
+better, inf for a failed one."""
+
+
 def fit_context_model(
-    model: ContextModel, adapter: ArchitectureAdapter, data: TrainingData, config: TrainConfig, seed: int
+    model: ContextModel,
+    adapter: ArchitectureAdapter,
+    data: TrainingData,
+    config: TrainConfig,
+    seed: int,
+    score: Score,
 ) -> FitResult:
     """Train ``model`` and one context per data group (seen environment, starting at zero) jointly on
-    ``data`` with ``config``'s steps, learning rate (cosine decay), minibatch, unroll, clipping and
-    early stopping; ``model`` is left in its best-by-validation state."""
+    ``data.train`` with ``config``'s steps, learning rate (cosine decay), minibatch, unroll and
+    clipping; every ``config.eval_every`` steps (and at step 0) ``score`` the checkpoint, stopping
+    after ``config.patience`` scores without a better one. ``model`` is left in its best state."""
     start_time = time.perf_counter()
     n_env, n_traj, n_frames = data.train.shape[:3]
     groups = torch.arange(n_env)
     starts = window_starts(n_frames, config.unroll)
-    val_windows = validation_windows(data, groups, config)
     generator = torch.Generator().manual_seed(seed)
     contexts = nn.Parameter(torch.zeros(n_env, model.context_dim))
     tensors = [*model.parameters(), contexts]
@@ -104,12 +116,11 @@ def fit_context_model(
         optimizer, T_max=config.steps, eta_min=config.lr * config.final_lr_ratio
     )
 
-    def validate() -> float:
-        with torch.no_grad():
-            loss = float(window_loss(adapter, model.experts(contexts), val_windows, data.scale, data.dt).mean())
-        return loss if math.isfinite(loss) else math.inf
+    def checkpoint() -> float:
+        value = score(model, contexts.detach())
+        return value if math.isfinite(value) else math.inf
 
-    best_val, best_step, stale = validate(), 0, 0
+    best_score, best_step, stale = checkpoint(), 0, 0
     best_state, best_contexts = copy.deepcopy(model.state_dict()), contexts.detach().clone()
     for step in range(1, config.steps + 1):
         traj = torch.randint(n_traj, (n_env, config.batch_size), generator=generator)
@@ -123,16 +134,16 @@ def fit_context_model(
         optimizer.step()
         schedule.step()
         if step % config.eval_every == 0 or step == config.steps:
-            val = validate()
-            if val < best_val:
-                best_val, best_step, stale = val, step, 0
+            value = checkpoint()
+            if value < best_score:
+                best_score, best_step, stale = value, step, 0
                 best_state, best_contexts = copy.deepcopy(model.state_dict()), contexts.detach().clone()
             else:
                 stale += 1
                 if stale >= config.patience:
                     break
     model.load_state_dict(best_state)
-    return FitResult(best_contexts, best_val, best_step, time.perf_counter() - start_time)
+    return FitResult(best_contexts, best_score, best_step, time.perf_counter() - start_time)
 
 
 def observed_windows(frames: torch.Tensor, unroll: int) -> torch.Tensor:

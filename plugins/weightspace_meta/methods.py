@@ -6,11 +6,16 @@ Rules, shared by both (the two papers differ in the context model, :mod:`weights
 
 - The shared network starts from a fresh initialization, as in both papers (started from the
   converged base, joint training sometimes never beat the base's validation loss), and is trained
-  with every seen environment's context on the zoo's own training trajectories (its validation
-  trajectories held out for early stopping), with the settings the zoo trained its base with from
-  scratch (learning rate, minibatch, unroll, clipping, evaluation interval) and a step cap of
-  :data:`TRAIN_STEPS` times the base's budget; it stops after as many steps without a better
-  validation loss as the base's whole budget, keeping its best state.
+  with every seen environment's context on the zoo's own training trajectories (those the zoo's
+  experts trained on), with the settings the zoo trained its base with from scratch (learning
+  rate, minibatch, unroll, clipping) and a step cap of :data:`TRAIN_STEPS` times the base's budget.
+- Its checkpoint is chosen on the validation environments, as the generator's is: :data:`CHECKS`
+  times per base budget, their contexts are adapted from their observed frames exactly as at
+  evaluation and the experts rolled out on their trajectories; training keeps the state of the
+  lowest mean rollout RMSE and stops after :data:`CHECKS` checks (one base budget) without a lower one.
+- The trained model is stored in the zoo's folder (:mod:`weightspace_meta.store`, under
+  ``methods/<name>-<hash of its settings>``) and loaded by later evaluations with the same
+  settings instead of being trained again.
 - Adaptation sees what every other method sees: the L observed frames (L >= 2) of one trajectory
   of the environment, from the same seed stream. Its context is fitted for ``finetune_steps`` Adam
   steps (the gradient budget finetune-L gets; the reference implementations' caps are larger) at
@@ -21,7 +26,7 @@ Rules, shared by both (the two papers differ in the context model, :mod:`weights
 - Rows record ``adapted_parameters`` (the context size), ``shared_parameters`` (real numbers of the
   shared network and the context map) and the shared training's ``kept_step``; ``seconds_per_env``
   is the adaptation's time per environment (the one-off shared training is recorded as
-  ``training_seconds``).
+  ``training_seconds``, its checkpoint's validation score as ``validation_rmse``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ import math
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import ClassVar
+from dataclasses import asdict, replace
+from typing import Any, ClassVar
 
 import torch
 
@@ -40,14 +45,27 @@ from weightspace.errors import ConfigError
 from weightspace.evaluate.adaptation import observed_frames, training_data
 from weightspace.graph import Params
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
+from weightspace.metrics import rollout_experts
 from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 from weightspace_meta.coda import CodaModel
-from weightspace_meta.context import ContextModel, adapt_contexts, check_context_dim, fit_context_model, flat_real
+from weightspace_meta.context import (
+    ContextModel,
+    Score,
+    adapt_contexts,
+    check_context_dim,
+    fit_context_model,
+    flat_real,
+)
 from weightspace_meta.geps import GepsModel
+from weightspace_meta.store import load_context_model, save_context_model, settings_key
 
 TRAIN_STEPS = 2
 """The shared training's step cap, in multiples of the zoo base's budget (early stopping ends it first)."""
+CHECKS = 4
+"""Validation checks per base budget, and checks without a gain before training stops."""
+TRAINING_VERSION = 2
+"""Part of a stored model's settings: raised whenever training changes, so older models are retrained."""
 
 
 class ContextMethod(Method):
@@ -67,25 +85,75 @@ class ContextMethod(Method):
     def build(self, base: Params, seed: int) -> ContextModel:
         """The untrained context model around the zoo's base expert, its random draws from ``seed``."""
 
-    def train(self, zoo: Zoo) -> tuple[ContextModel, torch.Tensor, dict]:
-        """The context model trained on the zoo's seen environments, their contexts, and row fields."""
+    def hyperparameters(self) -> dict[str, Any]:
+        """The method's own settings (recorded with a stored model)."""
+        return {"context_dim": self.context_dim, "adapt_lr": self.adapt_lr}
+
+    def start(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Where an evaluated environment's context starts, from the seen ones' ``[E, d]``."""
+        return contexts.mean(dim=0) if self.adapt_from_mean else torch.zeros(self.context_dim)
+
+    def fit_contexts(
+        self, model: ContextModel, zoo: Zoo, frames: torch.Tensor, contexts: torch.Tensor, steps: int
+    ) -> torch.Tensor:
+        """Contexts ``[E, d]`` fitted on observed ``frames`` ``[E, L, *state]``, the shared network frozen."""
+        start = self.start(contexts)
+        unroll = zoo.zoo_settings.unroll
+        return adapt_contexts(
+            model, zoo.adapter, frames, start, zoo.scale, zoo.dt, steps=steps, lr=self.adapt_lr, unroll=unroll
+        )[0]
+
+    def validation_score(self, zoo: Zoo, options: EvaluationOptions) -> Score:
+        """A checkpoint's mean rollout RMSE on the validation environments, their contexts fitted on
+        their observed frames as at evaluation (what the generator's checkpoints are chosen by)."""
+        index, _, trajectories = by_environment(zoo.dataset()["val_out"])
+        if not len(index):
+            raise ConfigError(f"{self.name} chooses its checkpoint on validation environments; {zoo.path} has none")
+        frames = observed_frames(zoo.system(), index, options.observed_frames, zoo.manifest["seed"])
+
+        def score(model: ContextModel, contexts: torch.Tensor) -> float:
+            fitted = self.fit_contexts(model, zoo, frames, contexts, options.finetune_steps)
+            with torch.no_grad():
+                experts = model.experts(fitted)
+            batch = zoo.zoo_settings.expert_batch
+            return float(rollout_experts(zoo.adapter, experts, trajectories, zoo.scale, zoo.dt, batch).rmse.mean())
+
+        return score
+
+    def train(self, zoo: Zoo, options: EvaluationOptions) -> tuple[ContextModel, torch.Tensor, dict]:
+        """The context model trained on the zoo's seen environments (or loaded, if a model trained
+        with the same settings is stored in the zoo), their contexts, and row fields."""
         seed = derived_seed(zoo.manifest["seed"], self.name, "init")
         model = self.build(zoo.adapter.init_params(1, seed=seed), seed)
-        _, _, trajectories = by_environment(zoo.dataset()["train"])
         settings = zoo.zoo_settings
+        every = math.ceil(settings.base_steps / CHECKS)
         config = replace(
-            settings.training(base=True),
-            steps=TRAIN_STEPS * settings.base_steps,
-            patience=max(settings.patience, math.ceil(settings.base_steps / settings.eval_every)),
+            settings.training(base=True), steps=TRAIN_STEPS * settings.base_steps, eval_every=every, patience=CHECKS
         )
+        stored = {
+            "method": self.name,
+            "training_version": TRAINING_VERSION,
+            "hyperparameters": self.hyperparameters(),
+            "train": asdict(config),
+            "options": options.select(self.options),
+            "zoo": {"seed": zoo.manifest["seed"], "dataset_sha256": zoo.manifest["dataset_sha256"]},
+        }
+        folder = zoo.path / "methods" / f"{self.name}-{settings_key(stored)}"
+        loaded = load_context_model(folder, model, stored)
+        if loaded is not None:
+            return model, *loaded
+        _, _, trajectories = by_environment(zoo.dataset()["train"])
         seed = derived_seed(zoo.manifest["seed"], self.name, "train")
-        result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, seed)
+        score = self.validation_score(zoo, options)
+        result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, seed, score)
         fields = {
             "adapted_parameters": self.context_dim,
             "shared_parameters": sum(flat_real(p).numel() for p in model.parameters()),
             "kept_step": result.best_step,
+            "validation_rmse": result.score,
             "training_seconds": result.seconds,
         }
+        save_context_model(folder, model, result.contexts, stored, fields)
         return model, result.contexts, fields
 
     def adapt(self, zoo: Zoo, run: None, environments: Environments, options: EvaluationOptions) -> Adapted:
@@ -94,30 +162,19 @@ class ContextMethod(Method):
     def adapt_splits(
         self, zoo: Zoo, run: None, splits: Sequence[Environments], options: EvaluationOptions
     ) -> list[Adapted]:
-        """The shared training once, then each split's contexts from its observed frames."""
+        """The shared training once (or its stored result), then each split's contexts from its observed frames."""
         if options.observed_frames < 2:
             raise ConfigError(
                 f"{self.name} fits a context to observed steps: it needs L >= 2, got L={options.observed_frames}"
             )
-        model, contexts, fields = self.train(zoo)
-        start = contexts.mean(dim=0) if self.adapt_from_mean else torch.zeros(self.context_dim)
+        model, contexts, fields = self.train(zoo, options)
         adapted = []
         for environments in splits:
             frames = observed_frames(
                 zoo.system(), environments.env_index, options.observed_frames, zoo.manifest["seed"]
             )
             began = time.perf_counter()
-            fitted, _, _ = adapt_contexts(
-                model,
-                zoo.adapter,
-                frames,
-                start,
-                zoo.scale,
-                zoo.dt,
-                steps=options.finetune_steps,
-                lr=self.adapt_lr,
-                unroll=zoo.zoo_settings.unroll,
-            )
+            fitted = self.fit_contexts(model, zoo, frames, contexts, options.finetune_steps)
             with torch.no_grad():
                 params = {k: v.detach() for k, v in model.experts(fitted).items()}
             seconds = (time.perf_counter() - began) / len(frames)
@@ -134,6 +191,9 @@ class Coda(ContextMethod):
     def __init__(self, context_dim: int = 2, lambda_w: float = 1e-6, lambda_xi: float = 1e-4) -> None:
         super().__init__(context_dim, adapt_lr=1e-3)
         self.lambda_w, self.lambda_xi = lambda_w, lambda_xi
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return super().hyperparameters() | {"lambda_w": self.lambda_w, "lambda_xi": self.lambda_xi}
 
     def build(self, base: Params, seed: int) -> ContextModel:
         return CodaModel(base, self.context_dim, self.lambda_w, self.lambda_xi, seed)

@@ -1,6 +1,7 @@
 """CoDA and GEPS: contexts learn what tells environments apart, adaptation fits the observed frames,
-both run through `weightspace evaluate`, bad settings are named (a third party's architecture:
-tests/test_third_party_plugin.py)."""
+checkpoints are chosen by the validation score, the trained model is stored and reloaded (a tampered
+one refused), both run through `weightspace evaluate`, bad settings are named (a third party's
+architecture: tests/test_third_party_plugin.py)."""
 
 import json
 import math
@@ -12,18 +13,21 @@ from scipy.stats import spearmanr
 from weightspace.cli import main
 from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
-from weightspace.evaluate.adaptation import observed_frames
+from weightspace.evaluate.adaptation import observed_frames, training_data
 from weightspace.evaluate.evaluation import split_environments
 from weightspace.method import EvaluationOptions
 from weightspace.registry import default_registry
 from weightspace.zoo import build_zoo, plan_zoo
-from weightspace_meta.context import adapt_contexts
+from weightspace.zoo.trainer import TrainConfig
+from weightspace_meta import methods
+from weightspace_meta.context import adapt_contexts, fit_context_model
 from weightspace_meta.geps import GepsModel
 from weightspace_meta.methods import Coda, Geps
 
 # Lotka-Volterra environments that differ by one scalar (b; d fixed): 6 seen, 1 validation, 1 test
 ONE_SCALAR = {"n_b": 8, "n_d": 1, "n_seen": 6, "n_train": 4, "n_test": 1, "n_frames": 21}
 ZOO = {"size": 1, "base_steps": 400, "expert_steps": 10, "eval_every": 20, "unroll": 4, "max_loss": 100.0}
+OPTIONS = EvaluationOptions(observed_frames=4, finetune_steps=20)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def zoo(tmp_path_factory):
 @pytest.fixture(scope="module", params=[Coda, Geps], ids=["coda", "geps"])
 def trained(request, zoo):
     method = request.param(context_dim=1)
-    model, contexts, fields = method.train(zoo)
+    model, contexts, fields = method.train(zoo, OPTIONS)
     return method, model, contexts, fields
 
 
@@ -54,19 +58,88 @@ def test_the_learned_context_orders_the_environments_by_their_scalar(zoo, traine
     b = zoo.system().environments()[seen][:, 0]
     assert abs(spearmanr(contexts[:, 0].numpy(), b.numpy()).statistic) >= 0.8
     assert fields["kept_step"] > 0 and fields["adapted_parameters"] == 1
+    assert math.isfinite(fields["validation_rmse"])
 
 
 def test_adapting_the_context_lowers_the_residual_on_the_observed_frames(zoo, trained):
     method, model, contexts, _ = trained
     unseen = torch.cat([split_environments(zoo, s).env_index for s in ("val_out", "test_out")])
     frames = observed_frames(zoo.system(), unseen, 6, zoo.manifest["seed"]).float()
-    start = contexts.mean(dim=0) if method.adapt_from_mean else torch.zeros(1)
+    start = method.start(contexts)
     fitted, before, after = adapt_contexts(
         model, zoo.adapter, frames, start, zoo.scale, zoo.dt, steps=100, lr=1e-2, unroll=4
     )
     assert (after < 0.9 * before).all(), (before, after)
     assert not torch.equal(fitted, start.expand_as(fitted))
     assert all(p.requires_grad for p in model.parameters())  # the shared network is frozen only while adapting
+
+
+def test_the_kept_checkpoint_is_the_best_scored_and_training_stops_after_patience(zoo):
+    """Scores 5, 3, 4, 1, 2, 2, 2, ... at steps 0, 10, 20, ...: step 30 is kept, and with a patience of 3
+    checks training stops at step 60, its model left in the state it had at step 30."""
+    model = Coda(context_dim=1).build(zoo.adapter.init_params(1, seed=0), 0)
+    _, _, trajectories = by_environment(zoo.dataset()["train"])
+    scores, states = iter([5.0, 3.0, 4.0, 1.0] + [2.0] * 20), []
+
+    def score(model, contexts):
+        states.append([p.detach().clone() for p in model.parameters()])
+        return next(scores)
+
+    config = TrainConfig(steps=200, lr=1e-2, batch_size=2, unroll=1, eval_every=10, patience=3)
+    result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, 0, score)
+    assert (result.best_step, result.score, len(states)) == (30, 1.0, 7)
+    for kept, checked in zip(model.parameters(), states[3], strict=True):
+        torch.testing.assert_close(kept.detach(), checked)
+    assert not torch.equal(states[3][0], states[6][0])
+
+
+def test_the_trained_model_is_stored_in_the_zoo_and_reloaded(zoo, trained, monkeypatch):
+    method, model, contexts, fields = trained
+    stored = list((zoo.path / "methods").glob(f"{method.name}-*/manifest.json"))
+    assert len(stored) == 1
+
+    def retrain(*args, **kwargs):
+        raise AssertionError("a stored model was trained again")
+
+    monkeypatch.setattr(methods, "fit_context_model", retrain)
+    again, again_contexts, again_fields = type(method)(context_dim=1).train(zoo, OPTIONS)
+    assert again_fields == fields
+    torch.testing.assert_close(again_contexts, contexts)
+    for a, b in zip(again.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(AssertionError, match="trained again"):  # other settings: another model
+        type(method)(context_dim=1).train(zoo, EvaluationOptions(observed_frames=4, finetune_steps=21))
+
+
+@pytest.mark.parametrize("method", ["coda", "geps"])
+def test_a_tampered_stored_model_is_refused_with_one_line(zoo, method, tmp_path, capsys):
+    argv = ["evaluate", "--zoo", str(zoo.path), "--method", method, "--finetune-steps", "20"]
+    argv += ["--out", str(tmp_path / "r.json")]
+    assert main(argv) == 0  # trains and stores the model, or loads the one stored
+    manifest = next(
+        m
+        for m in (zoo.path / "methods").glob(f"{method}-*/manifest.json")
+        if json.loads(m.read_text())["settings"]["options"]["finetune_steps"] == 20
+        and json.loads(m.read_text())["settings"]["hyperparameters"]["context_dim"] > 1
+    )
+    file, text = manifest.with_name("model.safetensors"), manifest.read_text()
+    original = file.read_bytes()
+    tampered = [
+        (file, original[:-4] + bytes(4), "does not match the sha256"),
+        (manifest, text.replace('"format_version": 1', '"format_version": "1"'), "'format_version' is missing"),
+        (manifest, "[]", "must hold a JSON object"),
+    ]
+    for path, content, message in tampered:
+        try:
+            (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+            capsys.readouterr()
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert message in err and len(err.splitlines()) == 1, err
+        finally:
+            file.write_bytes(original)
+            manifest.write_text(text)
+    assert main(argv) == 0
 
 
 @pytest.mark.parametrize("method", ["coda", "geps"])
