@@ -106,9 +106,10 @@ class ContextMethod(Method):
     def validation_score(self, zoo: Zoo, options: EvaluationOptions) -> Score:
         """A checkpoint's mean rollout RMSE on the validation environments, their contexts fitted on
         their observed frames as at evaluation (what the generator's checkpoints are chosen by)."""
-        index, _, trajectories = by_environment(zoo.dataset()["val_out"])
-        if not len(index):
+        validation = zoo.dataset()["val_out"]
+        if not len(validation.env_index):
             raise ConfigError(f"{self.name} chooses its checkpoint on validation environments; {zoo.path} has none")
+        index, _, trajectories = by_environment(validation)
         frames = observed_frames(zoo.system(), index, options.observed_frames, zoo.manifest["seed"])
 
         def score(model: ContextModel, contexts: torch.Tensor) -> float:

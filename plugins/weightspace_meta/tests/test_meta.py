@@ -11,6 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 from weightspace.cli import main
+from weightspace.data.dataset import Dataset, Split
 from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
 from weightspace.evaluate.adaptation import observed_frames, training_data
@@ -173,3 +174,11 @@ def test_one_observed_frame_is_refused(zoo):
     environments = split_environments(zoo, "test_out")
     with pytest.raises(ConfigError, match="it needs L >= 2, got L=1"):
         Coda().adapt_splits(zoo, None, [environments], EvaluationOptions(observed_frames=1))
+
+
+def test_a_zoo_without_validation_environments_is_refused(zoo, monkeypatch):
+    dataset = zoo.dataset()
+    empty = Split(*(t[:0] for t in (dataset["val_out"].trajectories, dataset["val_out"].env_params)), torch.zeros(0))
+    monkeypatch.setattr(type(zoo), "dataset", lambda self: Dataset({**dataset.splits, "val_out": empty}, dataset.attrs))
+    with pytest.raises(ConfigError, match="geps chooses its checkpoint on validation environments; .* has none"):
+        Geps(context_dim=1).train(zoo, EvaluationOptions(observed_frames=4, finetune_steps=3))
