@@ -94,6 +94,32 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=1))
 
 
+_KIND = {dict: "a record", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def check_keys(where: str, name: str, record: Any, keys: Mapping[str, tuple[type, ...]]) -> None:
+    """Raise a :class:`StorageError` naming ``name`` (``environments[1].file``; "" for the whole
+    manifest) unless ``record`` is a JSON object holding ``keys`` with their types (``type(None)``
+    for null): the code reading a manifest indexes these without checks."""
+    if not isinstance(record, dict):
+        raise StorageError(f"{where}: {name or 'the manifest'} must be a JSON object, got {json_excerpt(record)}")
+    for key, types in keys.items():
+        label = f"{name}.{key}" if name else key
+        kinds = [t for t in types if not (t is int and float in types)]  # an int is a number too
+        expected = " or ".join("null" if t is type(None) else _KIND[t] for t in kinds)
+        if key not in record:
+            raise StorageError(f"{where}: missing key {label!r}; expected {expected}")
+        value = record[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise StorageError(f"{where}: {label!r} must be {expected}, got {json_excerpt(value)}")
+
+
+def json_excerpt(value: Any) -> str:
+    """``value`` as JSON, cut to 40 characters: what an error message quotes of a bad value."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 MARKER = ".weightspace"
 """Written into every output folder weightspace creates or claims: JSON naming the kind of output."""
 LOCK = ".weightspace.lock"

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from weightspace.data.dataset import Split
 from weightspace.data.trajectories import by_environment
 from weightspace.errors import ConfigError
 from weightspace.evaluate.adaptation import observed_frames, training_data
@@ -103,10 +104,10 @@ class ContextMethod(Method):
             model, zoo.adapter, frames, start, zoo.scale, zoo.dt, steps=steps, lr=self.adapt_lr, unroll=unroll
         )[0]
 
-    def validation_score(self, zoo: Zoo, options: EvaluationOptions) -> Score:
-        """A checkpoint's mean rollout RMSE on the validation environments, their contexts fitted on
-        their observed frames as at evaluation (what the generator's checkpoints are chosen by)."""
-        validation = zoo.dataset()["val_out"]
+    def validation_score(self, zoo: Zoo, validation: Split, options: EvaluationOptions) -> Score:
+        """A checkpoint's mean rollout RMSE on the ``validation`` environments (the zoo dataset's
+        ``val_out``), their contexts fitted on their observed frames as at evaluation (what the
+        generator's checkpoints are chosen by)."""
         if not len(validation.env_index):
             raise ConfigError(f"{self.name} chooses its checkpoint on validation environments; {zoo.path} has none")
         index, _, trajectories = by_environment(validation)
@@ -143,9 +144,10 @@ class ContextMethod(Method):
         loaded = load_context_model(folder, model, stored)
         if loaded is not None:
             return model, *loaded
-        _, _, trajectories = by_environment(zoo.dataset()["train"])
+        dataset = zoo.dataset()
+        _, _, trajectories = by_environment(dataset["train"])
         seed = derived_seed(zoo.manifest["seed"], self.name, "train")
-        score = self.validation_score(zoo, options)
+        score = self.validation_score(zoo, dataset["val_out"], options)
         result = fit_context_model(model, zoo.adapter, training_data(zoo, trajectories), config, seed, score)
         fields = {
             "adapted_parameters": self.context_dim,

@@ -11,33 +11,32 @@ never silently replaced by a new one).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from weightspace.errors import StorageError
-from weightspace.storage import confined, load_tensors, read_json, save_tensors, write_json
+from weightspace.pipeline.config import content_hash
+from weightspace.storage import check_keys, confined, load_tensors, read_json, save_tensors, write_json
 from weightspace.zoo.zoo import sha256
 from weightspace_meta.context import ContextModel
 
 FORMAT_VERSION = 1
 CONTEXTS = "contexts"
 """The tensor holding the seen environments' contexts ``[E, d]`` (the rest is the model's state)."""
-MANIFEST_KEYS: dict[str, type] = {
-    "format_version": int,
-    "settings": dict,
-    "file": str,
-    "sha256": str,
-    "fields": dict,
+MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
+    "format_version": (int,),
+    "settings": (dict,),
+    "file": (str,),
+    "sha256": (str,),
+    "fields": (dict,),
 }
 
 
 def settings_key(settings: dict[str, Any]) -> str:
-    """A short hash of ``settings`` (JSON), naming the folder a model trained with them is stored in."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    """A short hash of ``settings``, naming the folder a model trained with them is stored in."""
+    return content_hash(settings)
 
 
 def save_context_model(
@@ -65,11 +64,7 @@ def load_context_model(
     if not where.is_file():
         return None
     manifest = read_json(where)
-    if not isinstance(manifest, dict):
-        raise StorageError(f"{where} must hold a JSON object")
-    for key, kind in MANIFEST_KEYS.items():
-        if not isinstance(manifest.get(key), kind):
-            raise StorageError(f"{where}: {key!r} is missing or not a {kind.__name__}")
+    check_keys(str(where), "", manifest, MANIFEST_KEYS)
     if manifest["format_version"] != FORMAT_VERSION:
         raise StorageError(f"{where}: format_version {manifest['format_version']} is not {FORMAT_VERSION}")
     if manifest["settings"] != settings:

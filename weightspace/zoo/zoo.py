@@ -46,7 +46,16 @@ from weightspace.metrics import rollout_experts
 from weightspace.parallel import LocalPool, RayPool
 from weightspace.progress import ZooProgress
 from weightspace.registry import Registry, default_registry
-from weightspace.storage import atomic_path, confined, load_tensors, read_json, save_tensors, write_json
+from weightspace.storage import (
+    atomic_path,
+    check_keys,
+    confined,
+    json_excerpt,
+    load_tensors,
+    read_json,
+    save_tensors,
+    write_json,
+)
 from weightspace.system import System, derived_seed
 from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
 
@@ -223,7 +232,6 @@ def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 
 _NONE = type(None)
-_KIND = {dict: "a record", list: "a list", str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
     "format_version": (int,),
     "system": (str,),
@@ -259,44 +267,23 @@ DROPPED_KEYS: dict[str, tuple[type, ...]] = {**EXPERT_KEYS, "reason": (str,)}
 NORMALIZATION_KEYS: dict[str, tuple[type, ...]] = {"mean": (list,), "std": (list,)}
 
 
-def _check_keys(where: str, name: str, record: Any, keys: dict[str, tuple[type, ...]]) -> None:
-    """Raise a :class:`StorageError` naming ``name`` (``environments[1].file``) unless ``record`` is
-    a JSON object holding ``keys`` with their types: the zoo's code indexes these without checks."""
-    if not isinstance(record, dict):
-        raise StorageError(f"{where}: {name or 'the manifest'} must be a JSON object, got {_short(record)}")
-    for key, types in keys.items():
-        label = f"{name}.{key}" if name else key
-        kinds = [t for t in types if not (t is int and float in types)]  # an int is a number too
-        expected = " or ".join("null" if t is _NONE else _KIND[t] for t in kinds)
-        if key not in record:
-            raise StorageError(f"{where}: missing key {label!r}; expected {expected}")
-        value = record[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise StorageError(f"{where}: {label!r} must be {expected}, got {_short(value)}")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """The manifest's structure: required keys and types, a base record once complete, environment
     records (and their experts) well formed and each environment listed once."""
     where = f"zoo manifest {path}"
-    _check_keys(where, "", manifest, MANIFEST_KEYS)
+    check_keys(where, "", manifest, MANIFEST_KEYS)
     if manifest["base"] is None and manifest["complete"]:
         raise StorageError(f"{where}: 'base' is null but the zoo is marked complete; expected the base expert's record")
     if manifest["base"] is not None:
-        _check_keys(where, "base", manifest["base"], BASE_KEYS)
+        check_keys(where, "base", manifest["base"], BASE_KEYS)
     _check_normalization(where, manifest["normalization"])
     seen: set[int] = set()
     for i, record in enumerate(manifest["environments"]):
-        _check_keys(where, f"environments[{i}]", record, ENVIRONMENT_KEYS)
+        check_keys(where, f"environments[{i}]", record, ENVIRONMENT_KEYS)
         for j, expert in enumerate(record["experts"]):
-            _check_keys(where, f"environments[{i}].experts[{j}]", expert, EXPERT_KEYS)
+            check_keys(where, f"environments[{i}].experts[{j}]", expert, EXPERT_KEYS)
         for j, expert in enumerate(record["dropped"]):
-            _check_keys(where, f"environments[{i}].dropped[{j}]", expert, DROPPED_KEYS)
+            check_keys(where, f"environments[{i}].dropped[{j}]", expert, DROPPED_KEYS)
         if record["env_index"] in seen:
             raise StorageError(f"{where}: environment {record['env_index']} is listed twice in 'environments'")
         seen.add(record["env_index"])
@@ -305,13 +292,14 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
 def _check_normalization(where: str, normalization: dict[str, Any]) -> None:
     """Per-channel ``mean`` and ``std``: equally long lists of finite numbers, every std positive,
     since every loss and RMSE divides by them (their count is checked against the architecture on load)."""
-    _check_keys(where, "normalization", normalization, NORMALIZATION_KEYS)
+    check_keys(where, "normalization", normalization, NORMALIZATION_KEYS)
     for key in NORMALIZATION_KEYS:
         values = normalization[key]
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
         if not values or not numbers or (key == "std" and min(values) <= 0):
             expected = "positive numbers" if key == "std" else "finite numbers"
-            raise StorageError(f"{where}: 'normalization.{key}' must be a list of {expected}, got {_short(values)}")
+            got = json_excerpt(values)
+            raise StorageError(f"{where}: 'normalization.{key}' must be a list of {expected}, got {got}")
     if len(normalization["mean"]) != len(normalization["std"]):
         raise StorageError(f"{where}: 'normalization' must hold one mean and one std per channel")
 

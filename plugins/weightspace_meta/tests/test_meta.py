@@ -127,8 +127,8 @@ def test_a_tampered_stored_model_is_refused_with_one_line(zoo, method, tmp_path,
     original = file.read_bytes()
     tampered = [
         (file, original[:-4] + bytes(4), "does not match the sha256"),
-        (manifest, text.replace('"format_version": 1', '"format_version": "1"'), "'format_version' is missing"),
-        (manifest, "[]", "must hold a JSON object"),
+        (manifest, text.replace('"format_version": 1', '"format_version": "1"'), "'format_version' must be an integer"),
+        (manifest, "[]", "the manifest must be a JSON object, got []"),
     ]
     for path, content, message in tampered:
         try:
