@@ -75,7 +75,7 @@ def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp
     system = run.zoo.system()
     environments = split_environments(run.zoo, "test_out")
     env_params = environments.env_params
-    generated, _ = generate_for_split(run, environments, EvaluationOptions(observed_frames=4, candidates=16))
+    generated = generate_for_split(run, environments, EvaluationOptions(observed_frames=4, candidates=16)).params
     x0 = run.zoo.adapter.example_input(16, torch.Generator().manual_seed(0))
     errors, forms = [], 0
     for i, (b, d) in enumerate(env_params.tolist()):

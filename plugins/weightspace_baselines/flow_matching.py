@@ -1,98 +1,36 @@
-"""The ``flow-matching`` generator: conditional flow matching with straight paths (rectified flow).
+"""The ``flow-matching`` generator: conditional flow matching with straight paths (rectified flow)
+and a DiT velocity network, the approach of "Flows and Diffusions on the Neural Manifold".
 
-The approach of "Flows and Diffusions on the Neural Manifold": a network (the DiT denoiser) learns
-the velocity ``v(x_t, t | c) = x1 - x0`` along straight paths ``x_t = (1 - t) x0 + t x1`` from a
-source sample ``x0`` to a standardized latent ``x1``, with t uniform in [0, 1]; sampling integrates
-``dx/dt = v`` from a source sample at t = 0 to t = 1 in ``sample_steps`` fixed steps
-(torchdiffeq's ``euler``, ``midpoint`` or ``rk4``; each step costs 1, 2 or 4 network calls).
-
-The source is selectable:
-
-- ``gaussian``: standard normal in the standardized latent space (as diffusion);
-- ``init``: the distribution of latents of networks fresh from the architecture's own initializer
-  (Kaiming-uniform weights on the raw-weight path of the ``identity`` encoder), a diagonal Gaussian
-  matching their per-coordinate mean and standard deviation (``fit_source``), so the flow carries
-  initial weights to trained ones.
+The objective, the sources (``gaussian`` or ``init``) and the sampler are
+:class:`weightspace.nn.latent_flow.LatentFlow`'s; this plugin adds the network. A trained one is what
+the ``adjoint-matching`` method fine-tunes toward a reward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-import torch
 from torch import nn
-from torchdiffeq import odeint
 
-from weightspace.components import Context
-from weightspace.config import require_positive
 from weightspace.nn.dit import DiT, require_dit_shape
-from weightspace.nn.latent_model import GuidanceConfig, LatentModel
-
-TIME_SCALE = 1000.0
-"""Flow time t in [0, 1] is embedded as t * TIME_SCALE, the range of diffusion timesteps the DiT's
-sinusoidal embedding is made for."""
+from weightspace.nn.latent_flow import FlowConfig, LatentFlow
 
 
 @dataclass(frozen=True)
-class FlowMatchingConfig(GuidanceConfig):
+class FlowMatchingConfig(FlowConfig):
     hidden: int = 128
     depth: int = 4
     heads: int = 4
-    source: Literal["gaussian", "init"] = "gaussian"
-    sample_steps: int = 10
-    solver: Literal["euler", "midpoint", "rk4"] = "midpoint"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_dit_shape(self)
-        require_positive(self, "sample_steps")
-        if self.source not in ("gaussian", "init"):
-            raise ValueError(f"source must be 'gaussian' or 'init', got {self.source!r}")
-        if self.solver not in ("euler", "midpoint", "rk4"):
-            raise ValueError(f"solver must be euler, midpoint or rk4, got {self.solver!r}")
 
 
-class FlowMatching(LatentModel):
+class FlowMatching(LatentFlow):
     name = "flow-matching"
     Config = FlowMatchingConfig
-
-    def __init__(self, config: FlowMatchingConfig, context: Context) -> None:
-        super().__init__(config, context)
-        self.register_buffer("source_mean", torch.zeros(context.latent_tokens, context.latent_dim))
-        self.register_buffer("source_std", torch.ones(context.latent_tokens, context.latent_dim))
 
     def build_denoiser(self) -> nn.Module:
         c, ctx = self.config, self.context
         return DiT(ctx.latent_tokens, ctx.latent_dim, ctx.condition_dim, c.hidden, c.depth, c.heads)
-
-    def fit_source(self, latents: torch.Tensor) -> None:
-        if self.config.source == "init":
-            x = self.standardize(latents)
-            self.source_mean.copy_(x.mean(dim=0))
-            self.source_std.copy_(x.std(dim=0).clamp_min(1e-6))
-
-    def _source(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.randn((n, *self.latent_shape), generator=generator).to(self.source_mean.device)
-        return self.source_mean + self.source_std * noise
-
-    def training_loss(self, latents: torch.Tensor, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x1, condition, regression = self.training_targets(latents, condition, generator)
-        x0 = self._source(len(x1), generator)
-        t = torch.rand(len(x1), generator=generator).to(x1.device)
-        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
-        return (self.denoiser(xt, TIME_SCALE * t, condition) - (x1 - x0)).pow(2).mean() + regression
-
-    def sample(self, condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        velocity = self.guided(condition)
-        n = condition.shape[0]
-        times = torch.linspace(0.0, 1.0, self.config.sample_steps + 1, device=condition.device)
-        with torch.no_grad():
-            x0 = self._source(n, generator)
-            path = odeint(
-                lambda t, x: velocity(x, torch.full((n,), TIME_SCALE * float(t), device=x.device)),
-                x0,
-                times,
-                method=self.config.solver,
-            )
-        return self.sampled_latents(path[-1], condition)

@@ -5,7 +5,8 @@
 - ``finetune-L``: the base fine-tuned on the L observed frames;
 - ``nearest-zoo``: the zoo expert that best reproduces the observed frames;
 - ``generated``: a trained run's generated experts (how every run is evaluated by default);
-- ``diffusion-init``: a run's generated experts fine-tuned on the environment's trajectories.
+- ``diffusion-init``: a run's generated experts fine-tuned on the environment's trajectories;
+- ``adjoint-matching``: a run's flow generator tuned toward the observed frames, then sampled.
 """
 
 from weightspace.hookspecs import Lazy, hookimpl
@@ -20,4 +21,5 @@ def weightspace_methods() -> list[Lazy]:
         Lazy("nearest-zoo", "weightspace_methods.baselines:NearestZoo"),
         Lazy("generated", "weightspace_methods.generated:GeneratedExperts"),
         Lazy("diffusion-init", "weightspace_methods.diffusion_init:DiffusionInit"),
+        Lazy("adjoint-matching", "weightspace_methods.adjoint_matching:AdjointMatching"),
     ]

@@ -44,7 +44,8 @@ class DiffusionInit(Method):
     options = ("observed_frames", "candidates", "finetune_steps")
 
     def adapt(self, zoo: Zoo, run: Run, environments: Environments, options: EvaluationOptions) -> Adapted:
-        generated, latencies = generate_for_split(run, environments, options)
+        made = generate_for_split(run, environments, options)
+        generated, latencies = made.params, made.latencies
         env_index = environments.env_index
         params, curves, seconds = finetune_from_inits(
             zoo, environments.split, env_index, generated, options.finetune_steps

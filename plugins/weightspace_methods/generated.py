@@ -3,22 +3,27 @@
 Each environment is generated on its own (prompt, sample, decode, rebuild, pick the best candidate
 on the observed frames), so that the row's latency is that of one environment. The row also says
 how close the generated experts sit to the zoo (:mod:`weightspace.evaluate.memorization`): a generator that
-copies zoo experts would score as well as retrieval and no better.
+copies zoo experts would score as well as retrieval and no better; and how far each environment
+looks from what the zoo covers (``shift``, :mod:`weightspace.evaluate.shift`): per environment, in
+the split's order, the ``range`` score and flag, and the ``residual`` score and flag ranked against
+the seen environments' (the ``test_in`` split's own residuals, when it is evaluated).
 """
 
 from __future__ import annotations
 
 import resource
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from weightspace.evaluate.adaptation import observed_frames
+from weightspace.evaluate.adaptation import generate_each, observed_frames
 from weightspace.evaluate.memorization import memorization
+from weightspace.evaluate.shift import RANGE_FLAG, RESIDUAL_FLAG, residual_score
 from weightspace.graph import Params
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.pipeline.run import Run
-from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 
 
@@ -28,21 +33,30 @@ def candidates(options: EvaluationOptions) -> int:
     return options.candidates if options.observed_frames >= 2 else 1
 
 
-def generate_for_split(run: Run, environments: Environments, options: EvaluationOptions) -> tuple[Params, list[float]]:
-    """The run's experts for each environment from its observed frames, and each one's latency (ms)."""
-    env_index, seed = environments.env_index, run.zoo.manifest["seed"]
-    frames = observed_frames(run.zoo.system(), env_index, options.observed_frames, seed)
-    parts, latencies = [], []
-    for i in range(len(env_index)):
-        out = run.generate(
-            frames[i : i + 1],
-            candidates(options),
-            seed=derived_seed(seed, "generate", int(env_index[i])),
-            env_params=environments.env_params[i : i + 1],
-        )
-        parts.append(out.params)
-        latencies.append(1000 * out.seconds)
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, latencies
+@dataclass(frozen=True)
+class SplitExperts:
+    """The run's generated experts for one split's environments, in its order."""
+
+    params: Params
+    latencies: list[float]
+    """Milliseconds per environment."""
+    residual: torch.Tensor
+    """Each chosen expert's residual on its observed frames ``[E]``."""
+    range_score: torch.Tensor
+    """``[E]``, see :class:`weightspace.pipeline.generation.Generated`."""
+
+
+def generate_for_split(run: Run, environments: Environments, options: EvaluationOptions) -> SplitExperts:
+    """The run's expert for each environment of the split from its observed frames."""
+    env_index = environments.env_index
+    frames = observed_frames(run.zoo.system(), env_index, options.observed_frames, run.zoo.manifest["seed"])
+    outs = generate_each(run, frames, environments, candidates(options))
+    return SplitExperts(
+        {k: torch.cat([out.params[k] for out in outs]) for k in outs[0].params},
+        [1000 * out.seconds for out in outs],
+        torch.cat([out.residual for out in outs]),
+        torch.cat([out.range_score for out in outs]),
+    )
 
 
 def memorization_probes(zoo: Zoo, n: int = 64) -> torch.Tensor:
@@ -50,6 +64,15 @@ def memorization_probes(zoo: Zoo, n: int = 64) -> torch.Tensor:
     states = zoo.dataset()["train"].trajectories.flatten(0, 1)
     pick = torch.randint(len(states), (n,), generator=torch.Generator().manual_seed(zoo.manifest["seed"]))
     return states[pick].float()
+
+
+def shift_record(experts: SplitExperts, reference: torch.Tensor | None) -> dict[str, list]:
+    """The row's ``shift`` field (``residual`` scores only against a reference of seen residuals)."""
+    record = {"range": experts.range_score.tolist(), "range_flag": (experts.range_score > RANGE_FLAG).tolist()}
+    if reference is not None:
+        score = residual_score(experts.residual, reference)
+        record |= {"residual": score.tolist(), "residual_flag": (score > RESIDUAL_FLAG).tolist()}
+    return record
 
 
 class GeneratedExperts(Method):
@@ -61,13 +84,27 @@ class GeneratedExperts(Method):
         return run.method if run is not None else self.name
 
     def adapt(self, zoo: Zoo, run: Run, environments: Environments, options: EvaluationOptions) -> Adapted:
-        params, latencies = generate_for_split(run, environments, options)
+        return self.adapt_splits(zoo, run, [environments], options)[0]
+
+    def adapt_splits(
+        self, zoo: Zoo, run: Run, splits: Sequence[Environments], options: EvaluationOptions
+    ) -> list[Adapted]:
+        made = [generate_for_split(run, environments, options) for environments in splits]
+        seen = [experts.residual for experts, e in zip(made, splits) if e.split == "test_in"]
+        return [self._adapted(zoo, experts, seen[0] if seen else None, options) for experts in made]
+
+    def _adapted(
+        self, zoo: Zoo, experts: SplitExperts, reference: torch.Tensor | None, options: EvaluationOptions
+    ) -> Adapted:
         zoo_params, zoo_env = zoo.experts()
-        latency = statistics.median(latencies)
+        latency = statistics.median(experts.latencies)
         fields = {
             "candidates": candidates(options),
             "gen_latency_ms": latency,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "memorization": memorization(zoo.adapter, params, zoo_params, zoo_env, memorization_probes(zoo), zoo.scale),
+            "memorization": memorization(
+                zoo.adapter, experts.params, zoo_params, zoo_env, memorization_probes(zoo), zoo.scale
+            ),
+            "shift": shift_record(experts, reference),
         }
-        return Adapted(params, latency / 1000, fields)
+        return Adapted(experts.params, latency / 1000, fields)

@@ -29,6 +29,10 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     config = "../../configs/{system}-dynadiff-paper.toml"
     candidates = 1                     # one sample, no selection (default: the matrix's candidates)
     observed_frames = 10               # its L (default: the matrix's observed_frames)
+    [methods.tilted]                   # a run evaluated by a method with settings of its own
+    config = "../../configs/{system}-flow-matching.toml"
+    evaluate = "adjoint-matching"
+    settings = { reward_scale = 3.0 }  # the evaluating method's keyword arguments (checked at once)
 
     [ablations.no-function-loss]       # the first method's config with changes (and its evaluation
     set = { encoder = { function_weight = 0.0 } }  # options, unless the ablation sets its own)
@@ -71,7 +75,7 @@ MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_st
 MATRIX_KEYS += ("set", "systems", "methods", "ablations", "sweeps")
 EVALUATION_KEYS = ("candidates", "observed_frames")
 """Evaluation options a method or ablation entry may set for its own cells."""
-VARIANT_KEYS = ("config", "set", "evaluate", *EVALUATION_KEYS)
+VARIANT_KEYS = ("config", "set", "evaluate", "settings", *EVALUATION_KEYS)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class Variant:
     """Generated candidates per environment in this variant's cells; None: the matrix's."""
     observed_frames: int | None = None
     """L of this variant's cells; None: the matrix's."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the method that evaluates this variant's runs (its own defaults: none)."""
 
     def with_changes(self, label: str, changes: dict[str, Any], options: Variant | None = None) -> Variant:
         """This variant's run config with more ``changes``, labelled ``label`` (ablations, sweeps),
@@ -96,7 +102,8 @@ class Variant:
         own = options or Variant(label)
         candidates = self.candidates if own.candidates is None else own.candidates
         frames = self.observed_frames if own.observed_frames is None else own.observed_frames
-        return Variant(label, self.config, merge_config(self.changes, changes), self.evaluate, candidates, frames)
+        changes = merge_config(self.changes, changes)
+        return Variant(label, self.config, changes, self.evaluate, candidates, frames, self.settings)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ class Cell:
     sweep: tuple[str, int] | None = None
     candidates: int = 16
     """Generated candidates per environment (the matrix's, or the method entry's own)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the evaluating method (its variant's ``settings``)."""
 
     @property
     def id(self) -> str:
@@ -252,6 +261,7 @@ class Matrix:
             own = self.observed_frames if variant.observed_frames is None else variant.observed_frames
             frames = kw.pop("observed_frames", own)
             kw["candidates"] = self.candidates if variant.candidates is None else variant.candidates
+            kw["settings"] = variant.settings
             return Cell(system, architecture, variant.label, group, seed, config, variant.evaluate, frames, **kw)
 
         main = self.methods[0]
@@ -332,5 +342,14 @@ def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tupl
         _check_changes(changes, f"{where}.{label}")
         config = entry.get("config")
         own = {key: _positive_int(entry, key, f"{where}.{label}") for key in EVALUATION_KEYS if key in entry}
+        settings = _table(entry, "settings", f"{where}.{label}")
+        if settings:  # bad settings stop the bench before it trains
+            from weightspace.evaluate.evaluation import methods
+
+            try:
+                methods([evaluate], settings={evaluate: settings})
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.{label}: {exc}") from None
+        own["settings"] = settings
         variants.append(Variant(label, None if config is None else str(config), changes, evaluate, **own))
     return tuple(variants)

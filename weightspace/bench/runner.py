@@ -97,7 +97,8 @@ def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
     )
     registry = default_registry()
     read = sorted({option for name in names for option in registry.get("methods", name).options})
-    return {"methods": names, "method": cell.method, "options": options.select(tuple(read))}
+    spec = {"methods": names, "method": cell.method, "options": options.select(tuple(read))}
+    return {**spec, "settings": {cell.evaluate: cell.settings}} if cell.settings else spec
 
 
 def _needs_run(cell: Cell) -> bool:
@@ -161,13 +162,13 @@ def _evaluate(plan: RunPlan, spec: dict[str, Any], cache: Path, run_dir: Path) -
     from weightspace.pipeline.run import Run
     from weightspace.zoo import Zoo
 
-    options = EvaluationOptions(**spec["options"])
+    options, settings = EvaluationOptions(**spec["options"]), spec.get("settings", {})
     registry = default_registry()
     if not any(registry.get("methods", name).needs_run for name in spec["methods"]):
-        return evaluate(Zoo.load(plan.folder(cache, "zoo")), spec["methods"], options=options)
+        return evaluate(Zoo.load(plan.folder(cache, "zoo")), spec["methods"], options=options, settings=settings)
     link_run(plan, run_dir, cache)
     run = Run.load(run_dir)
-    rows = evaluate(run.zoo, spec["methods"], run=run, options=options)
+    rows = evaluate(run.zoo, spec["methods"], run=run, options=options, settings=settings)
     held_out = run.summary("encoder")["held_out"]
     return [{**row, "encoder_held_out": held_out} for row in rows]
 

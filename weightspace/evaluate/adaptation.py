@@ -18,6 +18,9 @@ from weightspace.data.simulation import observed_frames as observed_frames  # it
 from weightspace.data.simulation import simulate_split
 from weightspace.data.trajectories import by_environment
 from weightspace.graph import Params
+from weightspace.method import Environments
+from weightspace.pipeline.generation import Generated
+from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
 from weightspace.zoo.trainer import TrainConfig, TrainingData, TrainResult, train_experts
@@ -37,6 +40,23 @@ def environment_trajectories(zoo: Zoo, split: str, env_index: torch.Tensor) -> t
         return train[torch.searchsorted(train_index, env_index)]
     system = zoo.system()
     return simulate_split(system, env_index, system.settings.n_train, zoo.manifest["seed"], "oracle")
+
+
+def generate_each(run: Run, frames: torch.Tensor, environments: Environments, candidates: int) -> list[Generated]:
+    """The run's expert for each environment of ``environments`` from its observed frames ``frames[e]``,
+    each generated on its own (so that its latency is one environment's) with the sampling seed
+    evaluation uses for that environment: the same candidates wherever an environment is generated.
+    The environments' parameters are passed on for the oracle prompter (no other prompter reads them)."""
+    seed = run.zoo.manifest["seed"]
+    return [
+        run.generate(
+            frames[i : i + 1],
+            candidates,
+            seed=derived_seed(seed, "generate", int(env)),
+            env_params=environments.env_params[i : i + 1],
+        )
+        for i, env in enumerate(environments.env_index)
+    ]
 
 
 def training_data(zoo: Zoo, train: torch.Tensor) -> TrainingData:

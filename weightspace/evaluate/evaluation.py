@@ -20,7 +20,7 @@ report drawn from rows alone needs no plugin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from weightspace.data.trajectories import by_environment
@@ -62,10 +62,22 @@ def split_environments(zoo: Zoo, split: str) -> Environments:
     return Environments(split, *by_environment(zoo.dataset()[split]))
 
 
-def methods(names: Sequence[str], registry: Registry | None = None) -> list[Method]:
-    """The registered methods ``names``, instantiated."""
-    registry = registry or default_registry()
-    return [registry.get("methods", name)() for name in names]
+def methods(
+    names: Sequence[str], registry: Registry | None = None, settings: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Method]:
+    """The registered methods ``names``, instantiated with their ``settings`` (keyword arguments by
+    method name; none for the others)."""
+    registry, settings = registry or default_registry(), settings or {}
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise ConfigError(f"settings for {', '.join(unknown)}, which is not evaluated here ({', '.join(names)})")
+    built = []
+    for name in names:
+        try:
+            built.append(registry.get("methods", name)(**settings.get(name, {})))
+        except TypeError as exc:
+            raise ConfigError(f"method {name!r} does not take settings {sorted(settings[name])}: {exc}") from None
+    return built
 
 
 def evaluate(
@@ -76,11 +88,13 @@ def evaluate(
     options: EvaluationOptions | None = None,
     registry: Registry | None = None,
     log: Callable[[str], None] = lambda _msg: None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of every method ``names`` on the evaluated splits of the zoo's dataset (``run``: the trained
-    run the methods that ``needs_run`` adapt; its zoo is ``zoo``)."""
+    run the methods that ``needs_run`` adapt; its zoo is ``zoo``; ``settings``: keyword arguments of
+    methods by name)."""
     options = options or EvaluationOptions()
-    chosen = methods(names, registry)
+    chosen = methods(names, registry, settings)
     for method in chosen:
         if method.needs_run and run is None:
             raise ConfigError(f"method {method.name!r} adapts a trained run; give one (--run DIR)")

@@ -244,6 +244,10 @@ class Generated:
     """Non-finite candidates per environment ``[E]``."""
     seconds: float
     """Wall time of prompting, sampling, decoding and selection for all E environments."""
+    range_score: torch.Tensor
+    """How far outside the seen parameter range the prompter places each environment ``[E]``: the
+    largest ``|estimate|`` of its parameters by the prompter's ``aux`` head, in units where the seen
+    range is [-1, 1] (above 1: outside; :mod:`weightspace.evaluate.shift`)."""
 
 
 def generate_experts(
@@ -278,6 +282,7 @@ def generate_experts(
     adapter = codec.adapter
     with torch.no_grad():
         condition = prompter(scale.normalize(observed), env_params)
+        range_score = prompter.aux(condition).abs().amax(dim=1)
         condition = condition.repeat_interleave(n_candidates, dim=0)
         latents = generator.sample(condition, torch.Generator().manual_seed(seed))
         params = codec.decode(latents)
@@ -298,6 +303,7 @@ def generate_experts(
         residual,
         (~finite.view(n_envs, n_candidates)).sum(dim=1),
         time.perf_counter() - start,
+        range_score,
     )
 
 
