@@ -26,9 +26,8 @@ from rich.table import Table
 from weightspace.bench.matrix import Matrix
 from weightspace.bench.report import load_results
 from weightspace.bench.runner import plan_bench
-from weightspace.data.simulation import observed_frames
 from weightspace.data.trajectories import by_environment
-from weightspace.evaluate.adaptation import generate_each
+from weightspace.evaluate.adaptation import generate_split
 from weightspace.evaluate.shift import auroc, inside_hull, residual_score, seen_residuals, spearman
 from weightspace.method import Environments
 from weightspace.pipeline.run import Run
@@ -46,13 +45,12 @@ def scores_of_cell(run: Run, length: int, candidates: int) -> dict[str, dict[str
     out = {}
     for split in SPLITS:
         environments = Environments(split, *by_environment(zoo.dataset()[split]))
-        frames = observed_frames(zoo.system(), environments.env_index, length, zoo.manifest["seed"])
-        made = generate_each(run, frames, environments, candidates)
+        made = generate_split(run, environments, length, candidates)
         out[split] = {
             "env_index": environments.env_index.tolist(),
             "outside": (~inside_hull(environments.env_params, seen)).tolist(),
-            "range": torch.cat([m.range_score for m in made]).tolist(),
-            "residual": residual_score(torch.cat([m.residual for m in made]), reference).tolist(),
+            "range": made.range_score.tolist(),
+            "residual": residual_score(made.residual, reference).tolist(),
         }
     return out
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 import resource
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from weightspace.evaluate.adaptation import generate_each, observed_frames
+from weightspace.evaluate.adaptation import SplitExperts, generate_split
 from weightspace.evaluate.memorization import memorization
 from weightspace.evaluate.shift import RANGE_FLAG, RESIDUAL_FLAG, residual_score
-from weightspace.graph import Params
 from weightspace.method import Adapted, Environments, EvaluationOptions, Method
 from weightspace.pipeline.run import Run
 from weightspace.zoo import Zoo
@@ -33,30 +31,9 @@ def candidates(options: EvaluationOptions) -> int:
     return options.candidates if options.observed_frames >= 2 else 1
 
 
-@dataclass(frozen=True)
-class SplitExperts:
-    """The run's generated experts for one split's environments, in its order."""
-
-    params: Params
-    latencies: list[float]
-    """Milliseconds per environment."""
-    residual: torch.Tensor
-    """Each chosen expert's residual on its observed frames ``[E]``."""
-    range_score: torch.Tensor
-    """``[E]``, see :class:`weightspace.pipeline.generation.Generated`."""
-
-
 def generate_for_split(run: Run, environments: Environments, options: EvaluationOptions) -> SplitExperts:
     """The run's expert for each environment of the split from its observed frames."""
-    env_index = environments.env_index
-    frames = observed_frames(run.zoo.system(), env_index, options.observed_frames, run.zoo.manifest["seed"])
-    outs = generate_each(run, frames, environments, candidates(options))
-    return SplitExperts(
-        {k: torch.cat([out.params[k] for out in outs]) for k in outs[0].params},
-        [1000 * out.seconds for out in outs],
-        torch.cat([out.residual for out in outs]),
-        torch.cat([out.range_score for out in outs]),
-    )
+    return generate_split(run, environments, options.observed_frames, candidates(options))
 
 
 def memorization_probes(zoo: Zoo, n: int = 64) -> torch.Tensor:

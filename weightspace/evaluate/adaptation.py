@@ -11,6 +11,7 @@ a zoo expert only in its data and budget.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -19,7 +20,6 @@ from weightspace.data.simulation import simulate_split
 from weightspace.data.trajectories import by_environment
 from weightspace.graph import Params
 from weightspace.method import Environments
-from weightspace.pipeline.generation import Generated
 from weightspace.pipeline.run import Run
 from weightspace.system import derived_seed
 from weightspace.zoo import Zoo
@@ -42,13 +42,27 @@ def environment_trajectories(zoo: Zoo, split: str, env_index: torch.Tensor) -> t
     return simulate_split(system, env_index, system.settings.n_train, zoo.manifest["seed"], "oracle")
 
 
-def generate_each(run: Run, frames: torch.Tensor, environments: Environments, candidates: int) -> list[Generated]:
-    """The run's expert for each environment of ``environments`` from its observed frames ``frames[e]``,
+@dataclass(frozen=True)
+class SplitExperts:
+    """A run's generated experts for one split's environments, in its order."""
+
+    params: Params
+    latencies: list[float]
+    """Milliseconds per environment."""
+    residual: torch.Tensor
+    """Each chosen expert's residual on its observed frames ``[E]``."""
+    range_score: torch.Tensor
+    """``[E]``, see :class:`weightspace.pipeline.generation.Generated`."""
+
+
+def generate_split(run: Run, environments: Environments, length: int, candidates: int) -> SplitExperts:
+    """The run's expert for each environment of ``environments`` from its ``length`` observed frames,
     each generated on its own (so that its latency is one environment's) with the sampling seed
     evaluation uses for that environment: the same candidates wherever an environment is generated.
     The environments' parameters are passed on for the oracle prompter (no other prompter reads them)."""
     seed = run.zoo.manifest["seed"]
-    return [
+    frames = observed_frames(run.zoo.system(), environments.env_index, length, seed)
+    outs = [
         run.generate(
             frames[i : i + 1],
             candidates,
@@ -57,6 +71,12 @@ def generate_each(run: Run, frames: torch.Tensor, environments: Environments, ca
         )
         for i, env in enumerate(environments.env_index)
     ]
+    return SplitExperts(
+        {k: torch.cat([out.params[k] for out in outs]) for k in outs[0].params},
+        [1000 * out.seconds for out in outs],
+        torch.cat([out.residual for out in outs]),
+        torch.cat([out.range_score for out in outs]),
+    )
 
 
 def training_data(zoo: Zoo, train: torch.Tensor) -> TrainingData:

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from weightspace.data.simulation import observed_frames
 from weightspace.data.trajectories import by_environment
-from weightspace.evaluate.adaptation import generate_each
+from weightspace.evaluate.adaptation import generate_split
 from weightspace.method import Environments
 from weightspace.pipeline.run import Run
 
@@ -37,8 +36,7 @@ def seen_residuals(run: Run, length: int, candidates: int) -> torch.Tensor:
     """The residuals ``[S]`` of the run's generated experts on each seen environment's observed frames
     (best of ``candidates``, generated as evaluation generates ``test_in``): the ``residual`` score's reference."""
     seen = Environments("test_in", *by_environment(run.zoo.dataset()["test_in"]))
-    frames = observed_frames(run.zoo.system(), seen.env_index, length, run.zoo.manifest["seed"])
-    return torch.cat([out.residual for out in generate_each(run, frames, seen, candidates)])
+    return generate_split(run, seen, length, candidates).residual
 
 
 def residual_score(residual: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ def frame_reward(run: Run, observed: torch.Tensor) -> tuple[Reward, torch.Tensor
     """The reward of latents in the flow's sampling space ``[B, N, z]`` for one environment's
     observed frames ``[1, L >= 2, *state]`` (raw), and the prompt ``[1, c]`` they are generated from."""
     zoo, generator = run.zoo, run.generator
-    state = tuple(zoo.dataset()["train"].trajectories.shape[2:])
+    state = run.state_shape
     if (
         observed.dim() != 2 + len(state)
         or observed.shape[0] != 1

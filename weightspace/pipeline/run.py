@@ -136,6 +136,12 @@ class Run:
             raise ConfigError(f"stage summaries exist for encoder and generator, not {stage!r}")
         return json.loads((self.stages[stage] / "stage.json").read_text())
 
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The shape of one state of the run's system, as its components were built for (read from
+        their context, so that checking frames does not read the dataset)."""
+        return tuple(self.prompter.context.state_shape)
+
     def generate(
         self,
         observed: torch.Tensor,
@@ -147,7 +153,7 @@ class Run:
         system simulates them): ``n_candidates`` sampled per environment, the one that best
         reproduces the frames kept. No gradient step. ``env_params`` (raw, ``[E, P]``) is read only
         by the oracle prompter; without them it is given raw zeros (an environment it cannot know)."""
-        state = tuple(self.zoo.dataset()["train"].trajectories.shape[2:])
+        state = self.state_shape
         if observed.dim() != 2 + len(state) or tuple(observed.shape[2:]) != state:
             raise ConfigError(
                 f"observed frames must be [E, L, {', '.join(map(str, state))}] for {self.zoo.manifest['system']}; "
