@@ -98,6 +98,22 @@ def test_matrix_expands_into_cells_that_share_stages(matrix_file):
         ('[systems.lv]\nconfig = "tiny.toml"\narchitectures = "fno"\n[methods.a]\n', "architectures must be a"),
         ('[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n[sweeps]\nzoo_size = 4\n', "zoo_size must be a"),
         ('finetune_budgets = [0]\n[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n', "finetune_budgets must be a"),
+        (
+            'baselines = ["one-per-env"]\nbaseline_settings = { nearest-zoo = {} }\n'
+            '[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n',
+            "baseline_settings for 'nearest-zoo', which is not among the baselines",
+        ),
+        (
+            'baselines = ["one-per-env"]\n[systems.lv]\nconfig = "tiny.toml"\n'
+            'baseline_settings = { one-per-env = { starts = ["middle"] } }\n[methods.a]\n',
+            "[systems.lv]: baseline_settings: one-per-env: starts must be",
+        ),
+        (
+            'baselines = ["one-per-env"]\nbaseline_settings = { one-per-env = { colour = 1 } }\n'
+            '[systems.lv]\nconfig = "tiny.toml"\n[methods.a]\n',
+            "does not take settings ['colour']",
+        ),
+        ('[systems.lv]\nconfig = "tiny.toml"\nseed = 1\n[methods.a]\n', "unknown key(s) seed; keys: config"),
     ],
 )
 def test_bad_matrices_are_named(tmp_path, text, message):
@@ -105,6 +121,25 @@ def test_bad_matrices_are_named(tmp_path, text, message):
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(WeightspaceError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         plan_bench(Matrix.from_toml(tmp_path / "bad.toml"))
+
+
+def test_baseline_settings_reach_the_baselines_node_with_a_systems_over_the_matrixs(matrix_file):
+    text = TINY_MATRIX.replace(
+        "[systems.lotka-volterra]",
+        'baseline_settings = { one-per-env = { starts = ["scratch"] } }\n[systems.lotka-volterra]',
+    )
+    matrix_file.write_text(text)
+    plan = plan_bench(Matrix.from_toml(matrix_file))
+    spec = plan.nodes[plan.evaluation["lotka-volterra/mlp-node/baselines/seed0"]].task["spec"]
+    assert spec["settings"] == {"one-per-env": {"starts": ["scratch"]}}
+    system_wins = text.replace(
+        'config = "tiny.toml"', 'config = "tiny.toml"\nbaseline_settings = { one-per-env = { starts = ["base"] } }', 1
+    )
+    matrix_file.write_text(system_wins)
+    plan = plan_bench(Matrix.from_toml(matrix_file))
+    spec = plan.nodes[plan.evaluation["lotka-volterra/mlp-node/baselines/seed0"]].task["spec"]
+    assert spec["settings"] == {"one-per-env": {"starts": ["base"]}}
+    assert "settings" not in plan.nodes[plan.evaluation["lotka-volterra/mlp-node/dynadiff/seed0"]].task["spec"]
 
 
 @pytest.mark.parametrize("name", ["quick", "ci", "paper"])
@@ -144,6 +179,10 @@ def test_demo_matrix_plans_dynadiff_and_the_baselines_with_budgets():
     matrix = Matrix.from_toml(REPO / "benchmarks" / "matrices" / "demo.toml")
     plan = plan_bench(matrix)
     assert {c.method for c in plan.cells} == {"dynadiff", "baselines"} and matrix.finetune_budgets
+    baselines = [c for c in plan.cells if c.method == "baselines"]
+    settings = {c.system: plan.nodes[plan.evaluation[c.id]].task["spec"].get("settings") for c in baselines}
+    # lambda-omega's ceiling from the base alone (scratch won no validation environment); both starts elsewhere
+    assert settings == {"lotka-volterra": None, "lambda-omega": {"one-per-env": {"starts": ["base"]}}}
 
 
 def _all_finite(rows):

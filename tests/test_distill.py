@@ -45,17 +45,14 @@ LV_FORM = {("prey", "prey"), ("prey", "prey predator"), ("predator", "prey preda
 
 @pytest.mark.slow
 def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp_path):
-    """The paper's H.5/H.6 check on the Lotka-Volterra quick zoo, with a generator cut to what CI
-    affords (a 32-wide, 2-deep DiT, 1500 steps; encoder 500 steps: about 2 minutes on 2 cores):
-    SINDy (degree 2, threshold 0.1) on experts generated from 4 frames of each unseen environment.
-    Measured with these settings (2026-12-02): median relative error of b and d together 0.185,
-    exactly the four Lotka-Volterra terms in 8 of 17 environments, signs right in all 17 (with
-    1000 generator and 300 encoder steps: 0.240 and 6 of 17, too close to the bounds below). The
-    quick profile's own 64 x 3 DiT gave 0.17 and 0.16 on two trainings, with the form in 10 and 8.
-    The usual extra term is ``prey`` in the predator's equation; in a few environments the ``prey``
-    growth term of the prey's equation goes into ``prey^2`` instead (over less than a cycle in
-    [1, 3]^2 the two are nearly collinear). Zoo experts of seen environments give 0.08 / 0.07 and
-    the form in 10 of 16: generation, not the expert class, loses most accuracy."""
+    """The paper's H.5/H.6 check, on a Lotka-Volterra pipeline cut to what CI affords: the quick
+    profile on a 6 x 6 grid of (b, d) (16 seen environments, 10 validation and 10 test ones; the
+    quick grid is 10 x 10), encoder 500 steps, generator at most 1500 steps. SINDy (degree 2,
+    threshold 0.1) on the expert generated from 4 frames of each unseen environment must find the
+    four Lotka-Volterra terms, the interaction terms with their signs, and b and d within 30%
+    (median). The usual extra term is ``prey`` in the predator's equation, and in a few
+    environments the ``prey`` growth term leaks into ``prey^2`` (over less than a cycle in [1, 3]^2
+    the two are nearly collinear), so the exact form is only asked of a few environments."""
     from weightspace.evaluate.evaluation import split_environments
     from weightspace.method import EvaluationOptions
     from weightspace.pipeline import RunConfig, train_run
@@ -66,29 +63,34 @@ def test_generated_experts_for_unseen_environments_distill_to_lotka_volterra(tmp
     config = merge_config(
         read_config_toml(repo / "configs/lotka-volterra-quick.toml"),
         {
+            "system_settings": {"n_b": 6, "n_d": 6, "n_seen": 16},
             "encoder_training": {"steps": 500},
-            "generator": {"hidden": 32, "depth": 2},
-            "generator_training": {"steps": 1500},
+            "generator_training": {"steps": 1500, "validate_every": 500},
         },
     )
     run = train_run(RunConfig.from_dict(config), tmp_path / "run")
     system = run.zoo.system()
-    environments = split_environments(run.zoo, "test_out")
-    env_params = environments.env_params
-    generated = generate_for_split(run, environments, EvaluationOptions(observed_frames=4, candidates=16)).params
     x0 = run.zoo.adapter.example_input(16, torch.Generator().manual_seed(0))
-    errors, forms = [], 0
-    for i, (b, d) in enumerate(env_params.tolist()):
-        expert = {k: v[i] for k, v in generated.items()}
-        distilled = distill_vector_field(run.zoo.adapter, expert, x0, 100, run.zoo.dt, system.channel_names, 2, 0.1)
-        terms = compare_terms(distilled, system.polynomial_coefficients(env_params[i]))
-        recovered = {(r["state"], r["term"]): r["recovered"] for r in terms}
-        # b and d (the interaction terms) come out with their signs in every environment
-        assert recovered[("prey", "prey predator")] < 0 < recovered[("predator", "prey predator")]
-        forms += {term for term, value in recovered.items() if value != 0} == LV_FORM
-        errors += [
-            abs(-recovered[("prey", "prey predator")] - b) / b,
-            abs(recovered[("predator", "prey predator")] - d) / d,
-        ]
+    errors, forms, n_envs = [], 0, 0
+    for split in ("val_out", "test_out"):
+        environments = split_environments(run.zoo, split)
+        env_params = environments.env_params
+        options = EvaluationOptions(observed_frames=4, candidates=16)
+        generated = generate_for_split(run, environments, options).params
+        for i, (b, d) in enumerate(env_params.tolist()):
+            expert = {k: v[i] for k, v in generated.items()}
+            distilled = distill_vector_field(run.zoo.adapter, expert, x0, 100, run.zoo.dt, system.channel_names, 2, 0.1)
+            terms = compare_terms(distilled, system.polynomial_coefficients(env_params[i]))
+            recovered = {(r["state"], r["term"]): r["recovered"] for r in terms}
+            found = {term for term, value in recovered.items() if value != 0}
+            assert found >= LV_FORM, f"environment {(b, d)}: Lotka-Volterra terms missing from {found}"
+            assert recovered[("prey", "prey predator")] < 0 < recovered[("predator", "prey predator")]
+            forms += found == LV_FORM
+            n_envs += 1
+            errors += [
+                abs(-recovered[("prey", "prey predator")] - b) / b,
+                abs(recovered[("predator", "prey predator")] - d) / d,
+            ]
+    assert n_envs == 20
     assert statistics.median(errors) < 0.3
-    assert forms >= len(env_params) // 3
+    assert forms >= 2

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import weightspace_methods.baselines as baselines
+from weightspace.errors import ConfigError
 from weightspace.evaluate.adaptation import (
     base_experts,
     environment_trajectories,
@@ -165,6 +166,21 @@ def test_every_split_trained_at_once_gives_each_split_its_own_experts_and_fields
         for k in alone.params:
             torch.testing.assert_close(part.params[k], alone.params[k], rtol=1e-4, atol=1e-5)
         assert part.fields == alone.fields
+
+
+def test_one_start_is_that_runs_experts_and_bad_starts_are_named(zoo, unseen):
+    env_index, data = unseen
+    configs = baselines.ceiling_configs(zoo.zoo_settings)
+    runs = both_runs(zoo, env_index, data, configs)
+    for start in baselines.STARTS:
+        adapted = baselines.one_per_env(zoo, env_index, data, starts=(start,))
+        assert all(torch.equal(adapted.params[k], runs[start].params[k]) for k in adapted.params)
+        assert adapted.fields["ceiling_init"] == {start: len(env_index)}
+        assert adapted.fields["ceiling_steps"] == {start: configs[start].steps}
+    assert baselines.OnePerEnv(starts=["scratch", "base"]).starts == baselines.STARTS  # ties still go to the base
+    for bad in ([], ["base", "base"], ["middle"], "base"):
+        with pytest.raises(ConfigError, match="starts must be a non-empty list of distinct starts among base, scratch"):
+            baselines.OnePerEnv(starts=bad)
 
 
 def test_finetune_base_is_training_from_the_base(zoo, unseen):

@@ -87,20 +87,26 @@ def scratch_experts(zoo: Zoo, env_index: torch.Tensor, label: str) -> Params:
     return {k: torch.cat([p[k] for p in inits]) for k in inits[0]}
 
 
+STARTS: tuple[str, ...] = ("base", "scratch")
+"""One-per-Env's starts, in the order that breaks ties: the zoo's base, then a fresh initialization."""
+
+
 def one_per_env(
     zoo: Zoo,
     env_index: torch.Tensor,
     data: TrainingData,
     configs: Mapping[str, TrainConfig] | None = None,
     label: str = "one-per-env",
+    starts: Sequence[str] = STARTS,
 ) -> Adapted:
     """One expert per environment of ``env_index``, trained on its ``data`` (data group e is
-    environment e) from the base and from scratch (``configs``: :func:`ceiling_configs` by default),
-    keeping per environment the run with the lower best validation loss (the base on a tie).
+    environment e) from each of ``starts`` (``configs``: :func:`ceiling_configs` by default),
+    keeping per environment the run with the lowest best validation loss (the earlier start of
+    :data:`STARTS` on a tie).
 
-    Raises :class:`~weightspace.zoo.TrainingError` naming the environments whose runs both diverged
+    Raises :class:`~weightspace.zoo.TrainingError` naming the environments whose runs all diverged
     (no finite validation loss at any evaluation, not even of the initial parameters)."""
-    return one_per_env_parts(zoo, env_index, data, [len(env_index)], configs, label)[0]
+    return one_per_env_parts(zoo, env_index, data, [len(env_index)], configs, label, starts)[0]
 
 
 def one_per_env_parts(
@@ -110,40 +116,43 @@ def one_per_env_parts(
     sizes: Sequence[int],
     configs: Mapping[str, TrainConfig] | None = None,
     label: str = "one-per-env",
+    starts: Sequence[str] = STARTS,
 ) -> list[Adapted]:
     """:func:`one_per_env` trained for all of ``env_index`` at once and returned as consecutive parts
     of ``sizes`` environments (e.g. the evaluated splits), each with its own row fields and the
     wall time per environment of the whole."""
     configs = configs or ceiling_configs(zoo.zoo_settings)
-    inits = {"base": base_experts(zoo, len(env_index)), "scratch": scratch_experts(zoo, env_index, f"{label}-scratch")}
-    runs, seconds = {}, 0.0
-    for start, init in inits.items():
-        runs[start], run_seconds = train_environments(zoo, init, env_index, data, configs[start], f"{label}-{start}")
+    inits = {
+        "base": lambda: base_experts(zoo, len(env_index)),
+        "scratch": lambda: scratch_experts(zoo, env_index, f"{label}-scratch"),
+    }
+    runs, seconds = [], 0.0
+    for start in starts:
+        run, run_seconds = train_environments(zoo, inits[start](), env_index, data, configs[start], f"{label}-{start}")
+        runs.append(run)
         seconds += run_seconds
-    base, scratch = runs["base"], runs["scratch"]
-    diverged = ~torch.isfinite(base.val_loss) & ~torch.isfinite(scratch.val_loss)
+    losses = torch.nan_to_num(torch.stack([run.val_loss for run in runs]), nan=math.inf, posinf=math.inf)  # [starts, E]
+    diverged = ~torch.isfinite(losses).any(dim=0)
     if diverged.any():
         names = ", ".join(str(int(e)) for e in env_index[diverged])
+        tried = " and ".join(f"from {'the base' if start == 'base' else start}" for start in starts)
         raise TrainingError(
-            f"{label}: both runs (from the base and from scratch) of environment(s) {names} diverged: "
+            f"{label}: every run ({tried}) of environment(s) {names} diverged: "
             "no finite validation loss at any evaluation"
         )
-    from_scratch = scratch.val_loss < base.val_loss
-    params = {
-        k: torch.where(from_scratch.view(-1, *([1] * (v.dim() - 1))), scratch.params[k], v)
-        for k, v in base.params.items()
-    }
-    best_step = torch.where(from_scratch, scratch.best_step, base.best_step)
-    at_cap = torch.where(from_scratch, _ran_to_cap(scratch, configs["scratch"]), _ran_to_cap(base, configs["base"]))
+    kept = losses.argmin(dim=0)  # the first start on a tie
+    envs = torch.arange(len(env_index))
+    params = {k: torch.stack([run.params[k] for run in runs])[kept, envs] for k in runs[0].params}
+    best_step = torch.stack([run.best_step for run in runs])[kept, envs]
+    at_cap = torch.stack([_ran_to_cap(run, configs[start]) for run, start in zip(runs, starts)])[kept, envs]
     parts, lo = [], 0
     for size in sizes:
         part = slice(lo, lo + size)
-        n_scratch = int(from_scratch[part].sum())
         fields = {
-            "ceiling_init": {"base": size - n_scratch, "scratch": n_scratch},
+            "ceiling_init": {start: int((kept[part] == i).sum()) for i, start in enumerate(starts)},
             "ceiling_best_step": float(best_step[part].double().mean()),
             "ceiling_at_cap": int(at_cap[part].sum()),
-            "ceiling_steps": {start: configs[start].steps for start in inits},
+            "ceiling_steps": {start: configs[start].steps for start in starts},
         }
         parts.append(Adapted({k: v[part] for k, v in params.items()}, seconds, fields))
         lo += size
@@ -161,17 +170,18 @@ class OnePerEnv(Method):
     """The ceiling: an expert trained on each environment's own training trajectories to
     convergence, from the best of two starts.
 
-    Rules: each environment's expert is trained twice with the zoo's trainer, from the zoo's base
-    (at the zoo experts' learning rate) and from a fresh initialization seeded by the environment
-    (at the base's learning rate), each until early stopping on the environment's last ``n_val``
-    training trajectories, held out, or until a step cap of :data:`CEILING_STEPS` times the zoo's
-    budget for the same start. Early stopping is more patient than the zoo's: a run stops only after
-    as many steps without improvement as the zoo's whole budget for that start (see
-    :func:`ceiling_configs`). Each run keeps its best-by-validation checkpoint, so a run that
-    diverges falls back to its best earlier parameters (at worst its start); per environment the
-    run with the lower validation loss is kept. Two starts because the base need not be the best
-    start for an environment (unseen ones especially), and early stopping instead of a fixed budget
-    so that the reference is not undertrained. Nothing is chosen on test trajectories.
+    Rules: each environment's expert is trained twice (``starts`` may keep one) with the zoo's
+    trainer, from the zoo's base (at the zoo experts' learning rate) and from a fresh initialization
+    seeded by the environment (at the base's learning rate), each until early stopping on the
+    environment's last ``n_val`` training trajectories, held out, or until a step cap of
+    :data:`CEILING_STEPS` times the zoo's budget for the same start. Early stopping is more patient
+    than the zoo's: a run stops only after as many steps without improvement as the zoo's whole
+    budget for that start (see :func:`ceiling_configs`). Each run keeps its best-by-validation
+    checkpoint, so a run that diverges falls back to its best earlier parameters (at worst its
+    start); per environment the run with the lower validation loss is kept. Two starts because the
+    base need not be the best start for an environment (unseen ones especially), and early stopping
+    instead of a fixed budget so that the reference is not undertrained. Nothing is chosen on test
+    trajectories.
 
     Its rows record the choice: ``ceiling_init`` (environments won by each start),
     ``ceiling_best_step`` (the mean step of the kept checkpoints), ``ceiling_at_cap`` (kept runs the
@@ -180,6 +190,17 @@ class OnePerEnv(Method):
 
     name = "one-per-env"
     reference = True
+
+    def __init__(self, starts: Sequence[str] = STARTS) -> None:
+        """``starts``: which of :data:`STARTS` to train from (both by default). Drop one only where
+        it wins no validation environment over seeds: the ceiling keeps the better start per
+        environment, so a start that never wins there costs time and changes nothing chosen."""
+        if isinstance(starts, str) or not starts or len(set(starts)) != len(starts) or not set(starts) <= set(STARTS):
+            raise ConfigError(
+                f"{self.name}: starts must be a non-empty list of distinct starts among {', '.join(STARTS)}, "
+                f"got {starts!r}"
+            )
+        self.starts = tuple(start for start in STARTS if start in starts)
 
     def adapt(self, zoo: Zoo, run: None, environments: Environments, options: EvaluationOptions) -> Adapted:
         return self.adapt_splits(zoo, run, [environments], options)[0]
@@ -193,7 +214,8 @@ class OnePerEnv(Method):
         env_index = torch.cat([e.env_index for e in splits])
         train = torch.cat([environment_trajectories(zoo, e.split, e.env_index) for e in splits])
         sizes = [len(e.env_index) for e in splits]
-        return one_per_env_parts(zoo, env_index, training_data(zoo, train), sizes, label=self.name)
+        data = training_data(zoo, train)
+        return one_per_env_parts(zoo, env_index, data, sizes, label=self.name, starts=self.starts)
 
 
 def nearest_zoo(zoo: Zoo, observed: torch.Tensor) -> Adapted:

@@ -11,6 +11,7 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
                                        # how long fine-tuning takes to reach the generated RMSE
     baselines = ["one-for-all", "one-per-env", "finetune-L", "nearest-zoo"]  # registered methods
                                        # that need only the zoo (`weightspace plugins` lists them)
+    baseline_settings = { finetune-L = { ... } }  # optional: keyword arguments of baselines by name
     [set]                              # merged into every cell's run config (like `extends`)
     generator_training = { steps = 2000 }
 
@@ -18,6 +19,8 @@ A matrix is a TOML file (``benchmarks/matrices/*.toml``)::
     config = "../../configs/lotka-volterra-quick.toml"
     architectures = ["mlp-node"]       # optional: the config's own by default
     set = { system_settings = { n_test = 4 } }  # optional: this system's cells only, after [set]
+    baseline_settings = { one-per-env = { starts = ["base"] } }  # optional: over the matrix's, per
+                                       # baseline (checked at once)
 
     [methods.dynadiff]                 # the system's config as it is
     [methods.flat-vae]                 # another run config ({system} is the system's label) ...
@@ -72,7 +75,8 @@ SWEEPS = ("observed_frames", "zoo_size")
 BASELINES_LABEL = "baselines"
 """The label of the cell that evaluates a matrix's baselines."""
 MATRIX_KEYS = ("profile", "seeds", "observed_frames", "candidates", "finetune_steps", "finetune_budgets", "baselines")
-MATRIX_KEYS += ("set", "systems", "methods", "ablations", "sweeps")
+MATRIX_KEYS += ("baseline_settings", "set", "systems", "methods", "ablations", "sweeps")
+SYSTEM_KEYS = ("config", "architectures", "set", "baseline_settings")
 EVALUATION_KEYS = ("candidates", "observed_frames")
 """Evaluation options a method or ablation entry may set for its own cells."""
 VARIANT_KEYS = ("config", "set", "evaluate", "settings", *EVALUATION_KEYS)
@@ -124,7 +128,8 @@ class Cell:
     candidates: int = 16
     """Generated candidates per environment (the matrix's, or the method entry's own)."""
     settings: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the evaluating method (its variant's ``settings``)."""
+    """Keyword arguments of the evaluating method (its variant's ``settings``); for the baselines'
+    cell, keyword arguments by baseline name."""
 
     @property
     def id(self) -> str:
@@ -140,7 +145,8 @@ class Matrix:
     path: Path
     seeds: tuple[int, ...]
     systems: dict[str, dict[str, Any]]
-    """label -> {"config": resolved path, "architectures": (...) or None, "changes": {...}}"""
+    """label -> {"config": resolved path, "architectures": (...) or None, "changes": {...},
+    "baseline_settings": {baseline: {...}} (the matrix's with the system's over them)}"""
     methods: tuple[Variant, ...]
     ablations: tuple[Variant, ...]
     sweeps: dict[str, tuple[int, ...]]
@@ -174,9 +180,11 @@ class Matrix:
             _check_label(label, f"{where} [systems]")
             if not isinstance(entry, dict) or "config" not in entry:
                 raise ConfigError(f"{where}: [systems.{label}] needs config = <run config path>")
-            extra = sorted(set(entry) - {"config", "architectures", "set"})
+            extra = sorted(set(entry) - set(SYSTEM_KEYS))
             if extra:
-                raise ConfigError(f"{where}: [systems.{label}] has unknown key(s) {', '.join(extra)}")
+                raise ConfigError(
+                    f"{where}: [systems.{label}] has unknown key(s) {', '.join(extra)}; keys: {', '.join(SYSTEM_KEYS)}"
+                )
             architectures = None
             if "architectures" in entry:
                 architectures = _list_of(entry, "architectures", str, f"{where} [systems.{label}]")
@@ -195,6 +203,12 @@ class Matrix:
                 raise ConfigError(
                     f"{where}: unknown baseline {name!r}; methods that need only a zoo: {', '.join(zoo_only)}"
                 )
+        shared = _baseline_settings(data, baselines, where)
+        for label, entry in data["systems"].items():
+            own = _baseline_settings(entry, baselines, f"{where} [systems.{label}]")
+            systems[label]["baseline_settings"] = {
+                name: {**shared.get(name, {}), **own.get(name, {})} for name in sorted({*shared, *own})
+            }
         sweeps = {}
         for name in _table(data, "sweeps", where):
             if name not in SWEEPS:
@@ -267,7 +281,9 @@ class Matrix:
         main = self.methods[0]
         cells = [cell(m, "method") for m in self.methods]
         if self.baselines:  # one cell evaluates them all, on the zoo of the first method
-            cells.append(cell(Variant(BASELINES_LABEL, main.config, main.changes, "baselines"), "baseline"))
+            settings = self.systems[system]["baseline_settings"]
+            variant = Variant(BASELINES_LABEL, main.config, main.changes, BASELINES_LABEL, settings=settings)
+            cells.append(cell(variant, "baseline"))
         cells += [cell(main.with_changes(a.label, a.changes, a), "ablation") for a in self.ablations]
         for value in self.sweeps.get("observed_frames", ()):
             cells.append(cell(main, "sweep", observed_frames=value, sweep=("observed_frames", value)))
@@ -317,6 +333,28 @@ def _check_label(label: str, where: str) -> None:
         raise ConfigError(
             f"{where}: label {label!r} is not a plain folder name (no '/', no leading '.', no control characters)"
         )
+
+
+def _baseline_settings(entry: dict[str, Any], baselines: tuple[str, ...], where: str) -> dict[str, dict[str, Any]]:
+    """An entry's ``baseline_settings``: keyword arguments by baseline name, each a baseline of the
+    matrix whose constructor takes them (checked here, so that bad settings stop the bench before it
+    trains)."""
+    table = _table(entry, "baseline_settings", where)
+    for name, settings in table.items():
+        if name not in baselines:
+            raise ConfigError(f"{where}: baseline_settings for {name!r}, which is not among the baselines")
+        if not isinstance(settings, dict):
+            raise ConfigError(
+                f"{where}: baseline_settings.{name} must be a table of keyword arguments, got {settings!r}"
+            )
+    if table:
+        from weightspace.evaluate.evaluation import methods
+
+        try:
+            methods(list(table), settings=table)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: baseline_settings: {exc}") from None
+    return table
 
 
 def _methods() -> dict[str, type]:

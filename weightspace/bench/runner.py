@@ -98,7 +98,9 @@ def _evaluation_spec(cell: Cell, matrix: Matrix) -> dict[str, Any]:
     registry = default_registry()
     read = sorted({option for name in names for option in registry.get("methods", name).options})
     spec = {"methods": names, "method": cell.method, "options": options.select(tuple(read))}
-    return {**spec, "settings": {cell.evaluate: cell.settings}} if cell.settings else spec
+    if not cell.settings:
+        return spec
+    return {**spec, "settings": cell.settings if cell.evaluate == BASELINES_LABEL else {cell.evaluate: cell.settings}}
 
 
 def _needs_run(cell: Cell) -> bool:
