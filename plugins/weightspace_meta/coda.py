@@ -6,7 +6,8 @@ reference code (``yuan-yin/CoDA``, ``ode_model.py``: one bias-free linear layer 
 root network's parameters). Its regularization is the reference's default ``l12m-l2c``: a group
 lasso over the rows of ``W`` (``lambda_w`` times the sum of their L2 norms: a parameter that needs
 no adaptation gets none) and ``lambda_xi`` times the squared norm of the contexts. Contexts start at
-zero, for training and for adaptation, as there.
+zero for training, as there, and for adaptation too unless the ``coda`` method's ``start`` says
+otherwise (:class:`weightspace_meta.methods.Coda`).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class ContextMethod(Method):
     """A context-based meta-learning method (module docstring); subclasses build the context model."""
 
     options: ClassVar[tuple[str, ...]] = ("observed_frames", "finetune_steps")
-    adapt_from_mean: ClassVar[bool] = False
+    adapt_from_mean: bool = False
     """Start an unseen environment's context at the mean of the training ones (else at zero)."""
 
     def __init__(self, context_dim: int, adapt_lr: float = 1e-2) -> None:
@@ -185,18 +185,29 @@ class ContextMethod(Method):
         return adapted
 
 
+CODA_STARTS = ("zero", "mean")
+
+
 class Coda(ContextMethod):
     """``coda``: :mod:`weightspace_meta.coda`, context size 2, the reference's penalties and its
-    adaptation learning rate (1e-3)."""
+    adaptation learning rate (1e-3). ``start``: where an evaluated environment's context starts,
+    at zero as in the reference, or at the mean of the seen environments' contexts (``"mean"``, as
+    ``geps`` does): where the seen contexts share an offset larger than their differences, zero is
+    an expert that fits no environment. Checkpoints are chosen with the same start."""
 
     name = "coda"
 
-    def __init__(self, context_dim: int = 2, lambda_w: float = 1e-6, lambda_xi: float = 1e-4) -> None:
+    def __init__(
+        self, context_dim: int = 2, lambda_w: float = 1e-6, lambda_xi: float = 1e-4, start: str = "zero"
+    ) -> None:
         super().__init__(context_dim, adapt_lr=1e-3)
-        self.lambda_w, self.lambda_xi = lambda_w, lambda_xi
+        if start not in CODA_STARTS:
+            raise ConfigError(f"{self.name}: start must be one of {', '.join(CODA_STARTS)}, got {start!r}")
+        self.lambda_w, self.lambda_xi, self.adapt_from_mean = lambda_w, lambda_xi, start == "mean"
 
     def hyperparameters(self) -> dict[str, Any]:
-        return super().hyperparameters() | {"lambda_w": self.lambda_w, "lambda_xi": self.lambda_xi}
+        start = {"start": "mean"} if self.adapt_from_mean else {}  # the reference's start keeps stored models' keys
+        return super().hyperparameters() | {"lambda_w": self.lambda_w, "lambda_xi": self.lambda_xi} | start
 
     def build(self, base: Params, seed: int) -> ContextModel:
         return CodaModel(base, self.context_dim, self.lambda_w, self.lambda_xi, seed)

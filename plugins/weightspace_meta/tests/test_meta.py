@@ -163,11 +163,20 @@ def test_each_method_is_evaluated_from_the_zoo_with_its_costs_in_the_rows(zoo, m
         (lambda: Geps(context_dim=-1), "geps: context size must be a positive integer, got -1"),
         (lambda: Coda(lambda_w=math.nan).build({"w": torch.zeros(1, 2, 2)}, 0), "CoDA's lambda_w must be a finite"),
         (lambda: GepsModel({"w": torch.zeros(1, 3, 2)}, 4), "GEPS rank 4 is above the width of layer 'w' \\(3 x 2\\)"),
+        (lambda: Coda(start="one"), "coda: start must be one of zero, mean, got 'one'"),
     ],
 )
 def test_bad_settings_are_named(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_codas_start_is_zero_or_the_seen_contexts_mean_and_keys_its_stored_model():
+    contexts = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert torch.equal(Coda().start(contexts), torch.zeros(2))
+    assert torch.equal(Coda(start="mean").start(contexts), torch.tensor([2.0, 3.0]))
+    assert "start" not in Coda().hyperparameters()  # models stored before the setting existed stay valid
+    assert Coda(start="mean").hyperparameters()["start"] == "mean"
 
 
 def test_one_observed_frame_is_refused(zoo):
