@@ -175,6 +175,15 @@ class Matrix:
             raise ConfigError(f"{where} names no [systems.<label>] with a run config")
         if not data.get("methods"):
             raise ConfigError(f"{where} names no [methods.<label>]; the first is the one ablations and sweeps vary")
+        registered = _methods()
+        zoo_only = sorted(name for name, cls in registered.items() if not cls.needs_run)
+        baselines = _list_of(data, "baselines", str, where, default=()) if data.get("baselines") else ()
+        for name in baselines:
+            if name not in zoo_only:
+                raise ConfigError(
+                    f"{where}: unknown baseline {name!r}; methods that need only a zoo: {', '.join(zoo_only)}"
+                )
+        shared = _baseline_settings(data, baselines, where)
         systems = {}
         for label, entry in _table(data, "systems", where).items():
             _check_label(label, f"{where} [systems]")
@@ -190,24 +199,14 @@ class Matrix:
                 architectures = _list_of(entry, "architectures", str, f"{where} [systems.{label}]")
             system_changes = _table(entry, "set", f"{where} [systems.{label}]")
             _check_changes(system_changes, f"{where} [systems.{label}] set")
+            own = _baseline_settings(entry, baselines, f"{where} [systems.{label}]")
             systems[label] = {
                 "config": path.parent / str(entry["config"]),
                 "architectures": architectures,
                 "changes": system_changes,
-            }
-        registered = _methods()
-        zoo_only = sorted(name for name, cls in registered.items() if not cls.needs_run)
-        baselines = _list_of(data, "baselines", str, where, default=()) if data.get("baselines") else ()
-        for name in baselines:
-            if name not in zoo_only:
-                raise ConfigError(
-                    f"{where}: unknown baseline {name!r}; methods that need only a zoo: {', '.join(zoo_only)}"
-                )
-        shared = _baseline_settings(data, baselines, where)
-        for label, entry in data["systems"].items():
-            own = _baseline_settings(entry, baselines, f"{where} [systems.{label}]")
-            systems[label]["baseline_settings"] = {
-                name: {**shared.get(name, {}), **own.get(name, {})} for name in sorted({*shared, *own})
+                "baseline_settings": {
+                    name: {**shared.get(name, {}), **own.get(name, {})} for name in sorted({*shared, *own})
+                },
             }
         sweeps = {}
         for name in _table(data, "sweeps", where):
@@ -347,14 +346,21 @@ def _baseline_settings(entry: dict[str, Any], baselines: tuple[str, ...], where:
             raise ConfigError(
                 f"{where}: baseline_settings.{name} must be a table of keyword arguments, got {settings!r}"
             )
-    if table:
-        from weightspace.evaluate.evaluation import methods
-
-        try:
-            methods(list(table), settings=table)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: baseline_settings: {exc}") from None
+    _check_settings(table, f"{where}: baseline_settings")
     return table
+
+
+def _check_settings(settings: dict[str, dict[str, Any]], where: str) -> None:
+    """Build each method of ``settings`` (keyword arguments by method name) with them, so that a
+    setting a method does not take, or a bad value, stops the bench before it trains."""
+    if not settings:
+        return
+    from weightspace.evaluate.evaluation import methods
+
+    try:
+        methods(list(settings), settings=settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _methods() -> dict[str, type]:
@@ -381,13 +387,7 @@ def _variants(table: dict[str, Any], where: str, run_methods: list[str]) -> tupl
         config = entry.get("config")
         own = {key: _positive_int(entry, key, f"{where}.{label}") for key in EVALUATION_KEYS if key in entry}
         settings = _table(entry, "settings", f"{where}.{label}")
-        if settings:  # bad settings stop the bench before it trains
-            from weightspace.evaluate.evaluation import methods
-
-            try:
-                methods([evaluate], settings={evaluate: settings})
-            except ConfigError as exc:
-                raise ConfigError(f"{where}.{label}: {exc}") from None
+        _check_settings({evaluate: settings} if settings else {}, f"{where}.{label}")
         own["settings"] = settings
         variants.append(Variant(label, None if config is None else str(config), changes, evaluate, **own))
     return tuple(variants)

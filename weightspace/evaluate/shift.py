@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from weightspace.data.trajectories import by_environment
 from weightspace.evaluate.adaptation import generate_split
-from weightspace.method import Environments
+from weightspace.evaluate.evaluation import split_environments
 from weightspace.pipeline.run import Run
 
 RESIDUAL_FLAG = 0.95
@@ -35,8 +34,7 @@ RANGE_FLAG = 1.0
 def seen_residuals(run: Run, length: int, candidates: int) -> torch.Tensor:
     """The residuals ``[S]`` of the run's generated experts on each seen environment's observed frames
     (best of ``candidates``, generated as evaluation generates ``test_in``): the ``residual`` score's reference."""
-    seen = Environments("test_in", *by_environment(run.zoo.dataset()["test_in"]))
-    return generate_split(run, seen, length, candidates).residual
+    return generate_split(run, split_environments(run.zoo, "test_in"), length, candidates).residual
 
 
 def residual_score(residual: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -56,17 +54,13 @@ def auroc(score: torch.Tensor, positive: torch.Tensor) -> float | None:
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """Spearman's rank correlation of two samples (average ranks for ties); None under 3 items."""
-    if len(a) < 3:
+    """Spearman's rank correlation of two samples (scipy's: average ranks for ties); None under 3
+    items or when a sample is constant (no ranking to correlate)."""
+    if len(a) < 3 or bool((a == a[0]).all()) or bool((b == b[0]).all()):
         return None
-    ra, rb = (_ranks(x.double()) for x in (a, b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = (ra.norm() * rb.norm()).item()
-    return float((ra @ rb).item() / denominator) if denominator > 0 else None
+    from scipy.stats import spearmanr
 
-
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    return (x[None, :] < x[:, None]).double().sum(dim=1) + ((x[None, :] == x[:, None]).double().sum(dim=1) + 1) / 2
+    return float(spearmanr(a.double().numpy(), b.double().numpy()).statistic)
 
 
 def inside_hull(points: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
